@@ -1,5 +1,7 @@
 #include <array>
 #include <atomic>
+#include <cstring>
+#include <optional>
 #include <thread>
 
 #include <boost/asio.hpp>
@@ -71,6 +73,62 @@ Endpointish asioEndpoint(const Endpoint& endpoint) {
   std::memcpy(result.data(), &storage, length);
   result.resize(length);
   return result;
+}
+
+// Room for one IP_PKTINFO or IPV6_PKTINFO control message.
+using ControlBuffer = std::array<std::uint8_t, CMSG_SPACE(sizeof(in6_pktinfo))>;
+
+void enablePacketInfo(int fd, const Endpoint& local) {
+  const int on = 1;
+  if (local.address.isV4()) {
+    ::setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+  } else {
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+  }
+}
+
+// The local address a datagram was sent to, when the socket asked for packet info.
+std::optional<IpAddress> packetDestination(const msghdr& header) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&header)); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&header), c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      return IpAddress::v4(std::span<const std::uint8_t, 4>(
+          reinterpret_cast<const std::uint8_t*>(&info.ipi_addr), 4));
+    }
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      return IpAddress::v6(std::span<const std::uint8_t, 16>(
+          reinterpret_cast<const std::uint8_t*>(&info.ipi6_addr), 16));
+    }
+  }
+  return std::nullopt;
+}
+
+// Makes the kernel send from `source` rather than pick by route.
+void setPacketSource(msghdr& header, ControlBuffer& control, const IpAddress& source) {
+  control.fill(0);
+  header.msg_control = control.data();
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(control.data());
+  if (source.isV4()) {
+    header.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo info{};
+    std::memcpy(&info.ipi_spec_dst, source.bytes().data(), 4);
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  } else {
+    header.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+    in6_pktinfo info{};
+    std::memcpy(&info.ipi6_addr, source.bytes().data(), 16);
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  }
 }
 
 class Worker;
@@ -152,6 +210,7 @@ class Worker {
       throw BindError("cannot listen on udp " + spec.local.toString() + ": " + error.message());
     }
     setBufferSizes(socket.native_handle());
+    if (spec.local.address.isUnspecified()) enablePacketInfo(socket.native_handle(), spec.local);
     udp_.push_back(UdpSocket{std::move(socket), &spec});
   }
 
@@ -192,6 +251,8 @@ class Worker {
         recvMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
         recvMsgs_[i].msg_hdr.msg_iov = &recvIov_[i];
         recvMsgs_[i].msg_hdr.msg_iovlen = 1;
+        recvMsgs_[i].msg_hdr.msg_control = control_[i].data();
+        recvMsgs_[i].msg_hdr.msg_controllen = control_[i].size();
       }
       const int received = ::recvmmsg(fd, recvMsgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
       if (received <= 0) return;  // EAGAIN: drained
@@ -209,8 +270,13 @@ class Worker {
           counters_.dropped.add();
           continue;
         }
+        // On a wildcard socket the kernel tells which of our addresses the request reached;
+        // the response must leave from that one (multi-homed hosts, RESPONSE-ORIGIN).
+        const std::optional<IpAddress> destination = packetDestination(header);
+        const Endpoint local{destination ? *destination : self.spec->local.address,
+                             self.spec->local.port};
         const stun::BindingContext context{
-            fromSockaddr(reinterpret_cast<const sockaddr*>(&peers_[i])), self.spec->local,
+            fromSockaddr(reinterpret_cast<const sockaddr*>(&peers_[i])), local,
             stun::Transport::Udp, self.spec->other, options_.software};
         const auto result = stun::answerBinding(request, context, sendBuffers_[replies]);
         if (result.outcome == stun::Outcome::Drop) {
@@ -229,6 +295,8 @@ class Worker {
         sendMsgs_[replies].msg_hdr.msg_namelen = header.msg_namelen;
         sendMsgs_[replies].msg_hdr.msg_iov = &sendIov_[replies];
         sendMsgs_[replies].msg_hdr.msg_iovlen = 1;
+        if (destination)
+          setPacketSource(sendMsgs_[replies].msg_hdr, sendControl_[replies], *destination);
         ++replies;
       }
       sendBatch(fd, replies);
@@ -311,6 +379,8 @@ class Worker {
   std::array<iovec, kBatch> sendIov_{};
   std::array<mmsghdr, kBatch> recvMsgs_{};
   std::array<mmsghdr, kBatch> sendMsgs_{};
+  std::array<ControlBuffer, kBatch> control_{};
+  std::array<ControlBuffer, kBatch> sendControl_{};
 };
 
 TcpConnection::TcpConnection(Worker& worker, asio::ip::tcp::socket socket, const SocketSpec& spec)

@@ -1,4 +1,11 @@
 // The STUN server on loopback with real sockets, on ports the kernel picks.
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <thread>
+#include <vector>
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -6,15 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
-#include <chrono>
-#include <cstring>
-#include <optional>
 #include <parley/net/stun_server.hpp>
 #include <parley/stun/builder.hpp>
 #include <parley/stun/message.hpp>
-#include <thread>
-#include <vector>
 
 namespace parley::net {
 namespace {
@@ -47,7 +48,8 @@ sockaddr_in toSockaddr(const Endpoint& endpoint) {
   return address;
 }
 
-std::vector<std::uint8_t> bindingRequest(std::uint8_t id, std::optional<std::uint32_t> change = {}) {
+std::vector<std::uint8_t> bindingRequest(std::uint8_t id,
+                                         std::optional<std::uint32_t> change = {}) {
   std::array<std::uint8_t, 64> buffer{};
   stun::TransactionId transaction;
   transaction.fill(id);
@@ -66,11 +68,12 @@ std::optional<std::pair<std::vector<std::uint8_t>, Endpoint>> receive(
   std::vector<std::uint8_t> data(2048);
   sockaddr_in from{};
   socklen_t length = sizeof from;
-  const ssize_t n = ::recvfrom(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&from),
-                               &length);
+  const ssize_t n =
+      ::recvfrom(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&from), &length);
   if (n < 0) return std::nullopt;
   data.resize(static_cast<std::size_t>(n));
-  return std::pair{data, Endpoint{IpAddress::v4(ntohl(from.sin_addr.s_addr)), ntohs(from.sin_port)}};
+  return std::pair{data,
+                   Endpoint{IpAddress::v4(ntohl(from.sin_addr.s_addr)), ntohs(from.sin_port)}};
 }
 
 StunServerOptions loopbackOptions() {
@@ -134,14 +137,15 @@ TEST(StunServer, AnswersTcpBindingAndClosesGarbage) {
     if (received.size() >= 4) {
       firstSize = 20 + (received[2] << 8 | received[3]);
       if (received.size() >= firstSize + 20 &&
-          received.size() >= firstSize + 20 + (received[firstSize + 2] << 8 | received[firstSize + 3]))
+          received.size() >=
+              firstSize + 20 + (received[firstSize + 2] << 8 | received[firstSize + 3]))
         break;
     }
   }
   ASSERT_GT(firstSize, 0u);
   const auto first = stun::Message::parse(stun::Bytes(received.data(), firstSize));
-  const auto next = stun::Message::parse(stun::Bytes(received.data() + firstSize,
-                                                     received.size() - firstSize));
+  const auto next =
+      stun::Message::parse(stun::Bytes(received.data() + firstSize, received.size() - firstSize));
   ASSERT_TRUE(first && next);
   EXPECT_EQ(first->transactionId()[0], 1);
   EXPECT_EQ(next->transactionId()[0], 2);
@@ -209,6 +213,34 @@ TEST(StunServer, SecondServerOnTheSamePortIsRefusedDespiteReusePort) {
   options.port = first.udpEndpoints().front().port;
   StunServer second(options);
   EXPECT_THROW(second.start(), BindError);
+}
+
+}  // namespace
+}  // namespace parley::net
+
+namespace parley::net {
+namespace {
+
+TEST(StunServer, WildcardListenerAnswersFromTheAddressTheRequestReached) {
+  StunServerOptions options = loopbackOptions();
+  options.listenAddresses = {*IpAddress::parse("0.0.0.0")};
+  StunServer server(options);
+  server.start();
+  const std::uint16_t port = server.udpEndpoints().front().port;
+  for (const char* target : {"127.0.0.1", "127.0.0.3"}) {
+    Socket client(SOCK_DGRAM);
+    const auto address = toSockaddr(Endpoint{*IpAddress::parse(target), port});
+    const auto request = bindingRequest(4);
+    ::sendto(client.fd(), request.data(), request.size(), 0,
+             reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    const auto reply = receive(client.fd());
+    ASSERT_TRUE(reply) << target;
+    EXPECT_EQ(reply->second.address.toString(), target);
+    const auto message = stun::Message::parse(reply->first);
+    ASSERT_TRUE(message);
+    EXPECT_EQ(stun::Message::decodeAddress(*message->find(stun::attr::kResponseOrigin))->toString(),
+              std::string(target) + ":" + std::to_string(port));
+  }
 }
 
 }  // namespace
