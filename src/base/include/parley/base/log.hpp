@@ -3,20 +3,20 @@
 // rate-limit their warnings. Nothing secret is ever passed to a logger.
 #pragma once
 
-#include <spdlog/spdlog.h>
-
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include <spdlog/spdlog.h>
 
 namespace parley::log {
 
 enum class Format { Text, Json };
 
 struct Options {
-  std::string level = "info";                     // trace, debug, info, warn, error, off
-  Format format = Format::Text;                   // text for people, json for machines
+  std::string level = "info";                       // trace, debug, info, warn, error, off
+  Format format = Format::Text;                     // text for people, json for machines
   std::map<std::string, std::string> moduleLevels;  // module name -> level, overrides `level`
 
   friend bool operator==(const Options&, const Options&) = default;
