@@ -6,7 +6,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libtomlplusplus-dev libcli11-dev libexpected-dev
-  libspdlog-dev libfmt-dev libidn-dev
+  libspdlog-dev libfmt-dev libidn-dev zlib1g-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
