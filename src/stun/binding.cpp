@@ -13,8 +13,9 @@ namespace {
 constexpr std::size_t kMaxReportedUnknown = 16;
 
 // Comprehension-required attributes a Binding server understands. Deliberately absent:
-// RFC 3489 RESPONSE-ADDRESS (0x0002), RFC 5780 RESPONSE-PORT and PADDING — each would let a
-// request steer or inflate the response toward a third party, so they are answered with 420.
+// RFC 3489 RESPONSE-ADDRESS (0x0002), which would let a request aim the response at a third
+// party; it is answered with 420. RFC 5780 RESPONSE-PORT only changes the port on the
+// requester's own address, and PADDING is bounded, so neither reflects nor amplifies.
 bool understoodInBindingRequest(std::uint16_t type) {
   switch (type) {
     case attr::kUsername:
@@ -27,6 +28,8 @@ bool understoodInBindingRequest(std::uint16_t type) {
     case attr::kPriority:
     case attr::kUseCandidate:
     case attr::kChangeRequest:
+    case attr::kResponsePort:
+    case attr::kPadding:
     case attr::kErrorCode:
     case attr::kUnknownAttributes:
     case attr::kMappedAddress:
@@ -125,6 +128,26 @@ BindingResult answerBinding(Bytes request, const BindingContext& context,
     }
   }
 
+  // RFC 5780 §6.1 / §7.5: RESPONSE-PORT redirects the response to another port of the
+  // client's address; meaningless on a connection.
+  std::optional<std::uint16_t> responsePort;
+  if (const auto port = message.find(attr::kResponsePort)) {
+    if (port->value.size() != 4 || context.transport == Transport::Tcp) {
+      return errorResponse(message, context, error::kBadRequest, "RESPONSE-PORT not usable here",
+                           {}, out);
+    }
+    responsePort = wire::read16(port->value.data());
+  }
+  // RFC 5780 §7.6: PADDING in the request is mirrored in the response so both directions
+  // carry a message of that size (fragmentation tests); bounded, so no amplification.
+  std::size_t padding = 0;
+  if (const auto pad = message.find(attr::kPadding)) {
+    if (pad->value.size() > kMaxPadding) {
+      return errorResponse(message, context, error::kBadRequest, "PADDING too large", {}, out);
+    }
+    padding = pad->value.size();
+  }
+
   Endpoint origin = context.local;
   if (from == ReplyFrom::ChangedIp || from == ReplyFrom::ChangedIpAndPort) {
     origin.address = context.otherAddress->address;
@@ -146,9 +169,15 @@ BindingResult answerBinding(Bytes request, const BindingContext& context,
     if (!origin.address.isUnspecified()) builder.addAddress(attr::kResponseOrigin, origin);
     if (context.otherAddress) builder.addAddress(attr::kOtherAddress, *context.otherAddress);
     if (!context.software.empty()) builder.addText(attr::kSoftware, context.software);
+    if (padding > 0) {
+      static constexpr std::array<std::uint8_t, kMaxPadding> kZeros{};
+      builder.addAttribute(attr::kPadding, Bytes(kZeros.data(), padding));
+    }
     builder.addFingerprint();
   }
-  return finish(builder, Outcome::Respond, from);
+  BindingResult result = finish(builder, Outcome::Respond, from);
+  result.responsePort = responsePort;
+  return result;
 }
 
 }  // namespace parley::stun

@@ -72,7 +72,7 @@ TEST_F(BindingTest, UnknownComprehensionRequiredAttributesGet420) {
   const std::uint8_t value[] = {1, 2, 3, 4};
   request.builder.addAttribute(0x7ABC, value)
       .addAttribute(0xC001, value)  // comprehension-optional: ignored
-      .addAttribute(attr::kResponsePort, value)
+      .addAttribute(0x0002, value)  // RFC 3489 RESPONSE-ADDRESS: never honoured
       .addFingerprint();
   BindingResult result;
   const auto response = answer(request.bytes(), result);
@@ -82,7 +82,7 @@ TEST_F(BindingTest, UnknownComprehensionRequiredAttributesGet420) {
   const auto unknown = decodeUnknownAttributes(*response.find(attr::kUnknownAttributes));
   ASSERT_EQ(unknown->size(), 2u);
   EXPECT_EQ((*unknown)[0], 0x7ABC);
-  EXPECT_EQ((*unknown)[1], attr::kResponsePort);
+  EXPECT_EQ((*unknown)[1], 0x0002);
   EXPECT_EQ(checkFingerprint(response), Check::Valid);
 }
 
@@ -166,6 +166,35 @@ TEST_F(BindingTest, ClassicClientGetsRfc3489Attributes) {
   EXPECT_EQ(*Message::decodeAddress(*response.find(attr::kChangedAddress)), *context.otherAddress);
   EXPECT_FALSE(response.find(attr::kXorMappedAddress));
   EXPECT_FALSE(response.find(attr::kFingerprint));
+}
+
+TEST_F(BindingTest, ResponsePortAndPaddingPerRfc5780) {
+  Request request;
+  const std::uint8_t port[] = {0x9c, 0x40, 0, 0};  // 40000
+  const std::vector<std::uint8_t> padding(100, 0xAB);
+  request.builder.addAttribute(attr::kResponsePort, port).addAttribute(attr::kPadding, padding);
+  BindingResult result;
+  const auto response = answer(request.bytes(), result);
+  EXPECT_EQ(result.outcome, Outcome::Respond);
+  ASSERT_TRUE(result.responsePort);
+  EXPECT_EQ(*result.responsePort, 40000);
+  EXPECT_EQ(response.find(attr::kPadding)->value.size(), 100u);
+  // Over TCP RESPONSE-PORT means nothing: 400.
+  context.transport = Transport::Tcp;
+  Request overTcp;
+  overTcp.builder.addAttribute(attr::kResponsePort, port);
+  const auto tcpResponse = answer(overTcp.bytes(), result);
+  EXPECT_EQ(decodeErrorCode(*tcpResponse.find(attr::kErrorCode))->code, 400);
+  // PADDING beyond the bound: 400, never a large response.
+  context.transport = Transport::Udp;
+  const std::vector<std::uint8_t> tooMuch(kMaxPadding + 4, 0);
+  std::array<std::uint8_t, 2048> bigBuffer{};
+  MessageBuilder bigBuilder(bigBuffer, 0x0001, kId);
+  bigBuilder.addAttribute(attr::kPadding, tooMuch);
+  const auto bigBytes = *bigBuilder.finish();
+  const auto bigResult = answerBinding(bigBytes, context, out);
+  EXPECT_EQ(decodeErrorCode(*Message::parse(bigResult.response)->find(attr::kErrorCode))->code,
+            400);
 }
 
 TEST_F(BindingTest, WildcardListenerSendsNoResponseOrigin) {

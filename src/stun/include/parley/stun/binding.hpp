@@ -45,12 +45,16 @@ struct BindingResult {
   Bytes response;
   ReplyFrom replyFrom = ReplyFrom::Same;
   DropReason dropReason = DropReason::None;
+  // RFC 5780 §7.5 RESPONSE-PORT: send to this port of the client's IP instead (UDP only).
+  std::optional<std::uint16_t> responsePort;
 };
 
 // Answers `request` into `out`. Binding requests get XOR-MAPPED-ADDRESS (MAPPED-ADDRESS,
 // SOURCE-ADDRESS, CHANGED-ADDRESS for RFC 3489 clients), RESPONSE-ORIGIN, OTHER-ADDRESS,
-// SOFTWARE and FINGERPRINT. Unknown comprehension-required attributes get 420 with
-// UNKNOWN-ATTRIBUTES; other methods get 400. `out` should hold at least 548 bytes.
+// SOFTWARE and FINGERPRINT. RFC 5780 RESPONSE-PORT and PADDING are honoured. Unknown
+// comprehension-required attributes get 420 with UNKNOWN-ATTRIBUTES; other methods get 400.
+// `out` should hold at least 548 bytes, more for PADDING.
+inline constexpr std::size_t kMaxPadding = 2048;
 BindingResult answerBinding(Bytes request, const BindingContext& context,
                             std::span<std::uint8_t> out);
 
