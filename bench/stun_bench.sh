@@ -132,7 +132,7 @@ waitForLog() {  # file pattern pid
 
 startParley() {
   local port=$1 pid
-  taskset -c "$SERVER_CPU" "$PARLEY" turn --listen 127.0.0.1 --stun-port "$port" --threads 1 \
+  taskset -c "$SERVER_CPU" "$PARLEY" turn --listen 127.0.0.1 --stun-port "$port" --threads 1 --set turn.enabled=false \
     --log-level info >"$WORK/parley.log" 2>&1 &
   pid=$!
   SERVER_PID[parley]=$pid
@@ -308,7 +308,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   echo
   echo "- Server pinned to CPU $SERVER_CPU (\`taskset -c $SERVER_CPU\`), load generator"
   echo "  \`bench/stun_load\` pinned to CPU $CLIENT_CPU; both on 127.0.0.1 (loopback)."
-  echo "- parley: \`parley turn --listen 127.0.0.1 --stun-port P --threads 1\`"
+  echo "- parley: \`parley turn --listen 127.0.0.1 --stun-port P --threads 1 --set turn.enabled=false\` (STUN only, as coturn --stun-only)"
   echo "  ($PARLEY_THREADS threads in the process)."
   echo "- coturn: \`turnserver -n --listening-ip=127.0.0.1 --listening-port=P --relay-threads=1"
   echo "  --stun-only --no-auth --no-tls --no-dtls --no-cli --no-rfc5780 --log-file=stdout"

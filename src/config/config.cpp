@@ -34,11 +34,33 @@ constexpr IntLimit kTcpMaxMessageSize{548, 65555};
 constexpr std::size_t kSoftwareMaxChars = 127;
 constexpr std::size_t kSoftwareMaxBytes = 763;
 
+// [turn]; lifetimes in seconds. RFC 8656 section 3.2 (allocations), 9 (permissions), 12
+// (channels) give the defaults.
+constexpr IntLimit kNonceLifetime{30, 86'400};
+constexpr IntLimit kDefaultLifetime{60, 3600};
+constexpr IntLimit kMaxLifetime{60, 86'400};  // and at least turn.default_lifetime_seconds
+constexpr IntLimit kPermissionLifetime{30, 3600};
+constexpr IntLimit kChannelLifetime{60, 3600};
+constexpr IntLimit kMaxAllocations{1, 1'000'000};
+constexpr IntLimit kMaxAllocationsPerUser{1, 10'000};
+constexpr IntLimit kMaxPermissionsPerAllocation{1, 1000};
+constexpr IntLimit kBandwidthKbps{0, 100'000'000};  // 100 Gbit/s; 0 = unlimited
+constexpr IntLimit kRelayPort{1024, 65535};
+constexpr IntLimit kRelaySocketBufferBytes{65'536, 67'108'864};
+constexpr IntLimit kUnauthenticatedPerSecond{1, 100'000};
+// RFC 8489 section 14.9: REALM is fewer than 128 characters, at most 763 bytes.
+constexpr std::size_t kRealmMaxChars = 127;
+constexpr std::size_t kRealmMaxBytes = 763;
+constexpr std::size_t kUserNameMaxBytes = 512;
+constexpr std::size_t kSecretMinChars = 16;
+constexpr std::string_view kUserKeys[] = {"name", "password"};
+
 constexpr std::string_view kLevelList = "trace, debug, info, warn, error, off";
 
 // Every key the file may contain; tables are recursed into, other keys are leaves.
 const std::set<std::string, std::less<>>& knownTables() {
-  static const std::set<std::string, std::less<>> tables{"server", "log", "log.modules", "stun"};
+  static const std::set<std::string, std::less<>> tables{"server", "log",  "log.modules",
+                                                         "stun",   "turn", "tls"};
   return tables;
 }
 
@@ -46,6 +68,7 @@ const std::set<std::string, std::less<>>& knownKeys() {
   static const std::set<std::string, std::less<>> keys = [] {
     std::set<std::string, std::less<>> all{"server",
                                            "server.threads",
+                                           "server.data_dir",
                                            "log",
                                            "log.level",
                                            "log.format",
@@ -60,7 +83,37 @@ const std::set<std::string, std::less<>>& knownKeys() {
                                            "stun.software",
                                            "stun.tcp_idle_timeout_seconds",
                                            "stun.tcp_max_connections",
-                                           "stun.tcp_max_message_size"};
+                                           "stun.tcp_max_message_size",
+                                           "turn",
+                                           "turn.enabled",
+                                           "turn.realm",
+                                           "turn.users",
+                                           "turn.secrets",
+                                           "turn.nonce_lifetime_seconds",
+                                           "turn.default_lifetime_seconds",
+                                           "turn.max_lifetime_seconds",
+                                           "turn.permission_lifetime_seconds",
+                                           "turn.channel_lifetime_seconds",
+                                           "turn.max_allocations",
+                                           "turn.max_allocations_per_user",
+                                           "turn.max_permissions_per_allocation",
+                                           "turn.bandwidth_per_allocation_kbps",
+                                           "turn.relay_address",
+                                           "turn.relay_address_v6",
+                                           "turn.external_address",
+                                           "turn.external_address_v6",
+                                           "turn.relay_port_min",
+                                           "turn.relay_port_max",
+                                           "turn.allowed_peers",
+                                           "turn.denied_peers",
+                                           "turn.relay_socket_buffer_bytes",
+                                           "turn.unauthenticated_per_second",
+                                           "tls",
+                                           "tls.enabled",
+                                           "tls.dtls",
+                                           "tls.port",
+                                           "tls.cert_file",
+                                           "tls.key_file"};
     for (const auto module : kLogModules)
       all.insert("log.modules." + std::string(module));
     return all;
@@ -178,8 +231,174 @@ std::size_t utf8Chars(std::string_view text) {
   }));
 }
 
+// `address` must be a concrete address of `family`; `v6Key` names where the other family goes.
+void checkRelayAddress(std::vector<Issue>& issues, std::string_view key,
+                       const std::optional<IpAddress>& address, AddressFamily family,
+                       std::string_view otherKey) {
+  if (!address) return;
+  const bool v4 = family == AddressFamily::V4;
+  if (address->family() != family) {
+    addIssue(issues, std::string(key),
+             fmt::format("{} is not an {} address ({} addresses go in {})", address->toString(),
+                         v4 ? "IPv4" : "IPv6", v4 ? "IPv6" : "IPv4", otherKey));
+  } else if (address->isUnspecified()) {
+    addIssue(issues, std::string(key),
+             fmt::format("{} is not a concrete address", address->toString()));
+  }
+}
+
+void checkPeers(std::vector<Issue>& issues, std::string_view key, const std::vector<Cidr>& peers) {
+  for (std::size_t i = 0; i < peers.size(); ++i) {
+    const unsigned maxLength = peers[i].network.isV4() ? 32 : 128;
+    if (peers[i].prefixLength > maxLength) {
+      addIssue(issues, fmt::format("{}[{}]", key, i),
+               fmt::format("prefix length must be 0 to {} for {}, got {}", maxLength,
+                           peers[i].network.isV4() ? "IPv4" : "IPv6", peers[i].prefixLength));
+    }
+  }
+}
+
+// Never puts a password or secret into a message: they are secrets (docs/config.md).
+void validateTurn(const Config& config, std::vector<Issue>& issues) {
+  const TurnConfig& turn = config.turn;
+  if (turn.realm.empty() || utf8Chars(turn.realm) > kRealmMaxChars ||
+      turn.realm.size() > kRealmMaxBytes) {
+    addIssue(issues, "turn.realm",
+             fmt::format("must be 1 to {} characters and at most {} bytes (RFC 8489 section "
+                         "14.9)",
+                         kRealmMaxChars, kRealmMaxBytes));
+  }
+  for (std::size_t i = 0; i < turn.users.size(); ++i) {
+    const TurnUser& user = turn.users[i];
+    const std::string key = fmt::format("turn.users[{}]", i);
+    if (user.name.empty() || user.name.size() > kUserNameMaxBytes) {
+      addIssue(issues, key + ".name",
+               fmt::format("must be 1 to {} bytes, got {}", kUserNameMaxBytes, user.name.size()));
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (turn.users[j].name == user.name) {
+        addIssue(
+            issues, key + ".name",
+            fmt::format("user {} is listed twice (also turn.users[{}])", tomlQuote(user.name), j));
+        break;
+      }
+    }
+    if (user.password.empty()) {
+      addIssue(issues, key + ".password", "must not be empty");
+    } else if (user.password == kRedacted) {
+      addIssue(issues, key + ".password",
+               fmt::format("is the placeholder {} that 'parley config print' writes; put the real "
+                           "password here",
+                           tomlQuote(kRedacted)));
+    }
+  }
+  for (std::size_t i = 0; i < turn.secrets.size(); ++i) {
+    const std::string key = fmt::format("turn.secrets[{}]", i);
+    if (turn.secrets[i] == kRedacted) {
+      addIssue(issues, key,
+               fmt::format("is the placeholder {} that 'parley config print' writes; put the real "
+                           "secret here",
+                           tomlQuote(kRedacted)));
+    } else if (utf8Chars(turn.secrets[i]) < kSecretMinChars) {
+      addIssue(issues, key,
+               fmt::format("must be at least {} characters, got {}", kSecretMinChars,
+                           utf8Chars(turn.secrets[i])));
+    }
+  }
+  checkRange(issues, "turn.nonce_lifetime_seconds", turn.nonceLifetimeSeconds, kNonceLifetime);
+  checkRange(issues, "turn.default_lifetime_seconds", turn.defaultLifetimeSeconds,
+             kDefaultLifetime);
+  checkRange(issues, "turn.max_lifetime_seconds", turn.maxLifetimeSeconds, kMaxLifetime);
+  if (turn.maxLifetimeSeconds < turn.defaultLifetimeSeconds) {
+    addIssue(issues, "turn.max_lifetime_seconds",
+             fmt::format("must be at least turn.default_lifetime_seconds ({}), got {}",
+                         turn.defaultLifetimeSeconds, turn.maxLifetimeSeconds),
+             "turn.default_lifetime_seconds");
+  }
+  checkRange(issues, "turn.permission_lifetime_seconds", turn.permissionLifetimeSeconds,
+             kPermissionLifetime);
+  checkRange(issues, "turn.channel_lifetime_seconds", turn.channelLifetimeSeconds,
+             kChannelLifetime);
+  checkRange(issues, "turn.max_allocations", turn.maxAllocations, kMaxAllocations);
+  checkRange(issues, "turn.max_allocations_per_user", turn.maxAllocationsPerUser,
+             kMaxAllocationsPerUser);
+  checkRange(issues, "turn.max_permissions_per_allocation", turn.maxPermissionsPerAllocation,
+             kMaxPermissionsPerAllocation);
+  if (turn.bandwidthPerAllocationKbps > static_cast<std::uint64_t>(kBandwidthKbps.max)) {
+    addIssue(issues, "turn.bandwidth_per_allocation_kbps",
+             fmt::format("expected {}, got {}", rangeText(kBandwidthKbps),
+                         turn.bandwidthPerAllocationKbps));
+  }
+
+  checkRelayAddress(issues, "turn.relay_address", turn.relayAddress, AddressFamily::V4,
+                    "turn.relay_address_v6");
+  checkRelayAddress(issues, "turn.relay_address_v6", turn.relayAddressV6, AddressFamily::V6,
+                    "turn.relay_address");
+  checkRelayAddress(issues, "turn.external_address", turn.externalAddress, AddressFamily::V4,
+                    "turn.external_address_v6");
+  checkRelayAddress(issues, "turn.external_address_v6", turn.externalAddressV6, AddressFamily::V6,
+                    "turn.external_address");
+  const bool haveV4 = config.relayAddressV4().has_value();
+  // With no listen address at all, stun.listen is the problem (reported above).
+  if (turn.enabled && !haveV4 && !turn.relayAddressV6 && !config.stun.listen.empty()) {
+    const auto firstV4 = std::find_if(config.stun.listen.begin(), config.stun.listen.end(),
+                                      [](const IpAddress& address) { return address.isV4(); });
+    addIssue(issues, "turn.relay_address",
+             firstV4 == config.stun.listen.end()
+                 ? std::string("required when turn.enabled is true and stun.listen has no IPv4 "
+                               "address: name the IPv4 address relay sockets bind to, or set "
+                               "turn.relay_address_v6 (or set turn.enabled = false)")
+                 : fmt::format("required when turn.enabled is true and the first IPv4 "
+                               "stun.listen address is {}: name the IPv4 address relay sockets "
+                               "bind to (or set turn.enabled = false)",
+                               firstV4->toString()),
+             "stun.listen");
+  }
+  if (turn.externalAddress && !haveV4) {
+    addIssue(issues, "turn.external_address",
+             "needs an IPv4 relay address (turn.relay_address) to advertise it for");
+  }
+  if (turn.externalAddressV6 && !turn.relayAddressV6) {
+    addIssue(issues, "turn.external_address_v6", "needs turn.relay_address_v6 to advertise it for");
+  }
+  checkRange(issues, "turn.relay_port_min", turn.relayPortMin, kRelayPort);
+  checkRange(issues, "turn.relay_port_max", turn.relayPortMax, kRelayPort);
+  if (turn.relayPortMin > turn.relayPortMax) {
+    addIssue(issues, "turn.relay_port_min",
+             fmt::format("must not be greater than turn.relay_port_max ({} > {})",
+                         turn.relayPortMin, turn.relayPortMax),
+             "turn.relay_port_max");
+  }
+  checkPeers(issues, "turn.allowed_peers", turn.allowedPeers);
+  checkPeers(issues, "turn.denied_peers", turn.deniedPeers);
+  checkRange(issues, "turn.relay_socket_buffer_bytes", turn.relaySocketBufferBytes,
+             kRelaySocketBufferBytes);
+  checkRange(issues, "turn.unauthenticated_per_second", turn.unauthenticatedPerSecond,
+             kUnauthenticatedPerSecond);
+}
+
+void validateTls(const Config& config, std::vector<Issue>& issues) {
+  const TlsConfig& tls = config.tls;
+  if (tls.certFile.empty() != tls.keyFile.empty()) {
+    if (tls.keyFile.empty()) {
+      addIssue(issues, "tls.key_file", "must be set when tls.cert_file is (set both or neither)",
+               "tls.cert_file");
+    } else {
+      addIssue(issues, "tls.cert_file", "must be set when tls.key_file is (set both or neither)",
+               "tls.key_file");
+    }
+  }
+  if ((tls.enabled || tls.dtls) && tls.port != 0 && tls.port == config.stun.port) {
+    addIssue(issues, "tls.port", fmt::format("must differ from stun.port (both are {})", tls.port),
+             "stun.port");
+  }
+}
+
 void validateInto(const Config& config, std::vector<Issue>& issues) {
   checkRange(issues, "server.threads", config.server.threads, kThreads);
+  if (config.server.dataDir.empty()) {
+    addIssue(issues, "server.data_dir", "must not be empty (\".\" is the working directory)");
+  }
 
   if (!log::isValidLevel(config.log.level)) {
     addIssue(issues, "log.level",
@@ -252,6 +471,9 @@ void validateInto(const Config& config, std::vector<Issue>& issues) {
              kTcpIdleTimeoutSeconds);
   checkRange(issues, "stun.tcp_max_connections", stun.tcpMaxConnections, kTcpMaxConnections);
   checkRange(issues, "stun.tcp_max_message_size", stun.tcpMaxMessageSize, kTcpMaxMessageSize);
+
+  validateTurn(config, issues);
+  validateTls(config, issues);
 }
 
 // toml++ quotes the offending input, newline included; keep each error on one line.
@@ -373,9 +595,12 @@ class Loader {
     Config config;
     if (const auto* server = section("server")) {
       readInt(*server, "server.threads", kThreads, config.server.threads);
+      readString(*server, "server.data_dir", config.server.dataDir);
     }
     if (const auto* log = section("log")) readLog(*log, config.log);
     if (const auto* stun = section("stun")) readStun(*stun, config.stun);
+    if (const auto* turn = section("turn")) readTurn(*turn, config.turn);
+    if (const auto* tls = section("tls")) readTls(*tls, config.tls);
 
     std::vector<Issue> issues;
     validateInto(config, issues);
@@ -571,6 +796,149 @@ class Loader {
     return address;
   }
 
+  // "" means none; anything else must be an IP address.
+  void readOptionalAddress(const toml::table& table, std::string_view key,
+                           std::optional<IpAddress>& out) {
+    const toml::node* node = field(table, key);
+    if (node == nullptr) return;
+    const auto* text = node->as_string();
+    if (text != nullptr && text->get().empty()) {
+      out.reset();
+    } else if (auto address = readAddress(*node, key)) {
+      out = address;
+    }
+  }
+
+  // An array of strings, each checked by `convert` (which reports its own errors and returns
+  // nullopt). All or nothing: `out` changes only when every element is good.
+  template <typename T, typename Convert>
+  void readArray(const toml::table& table, std::string_view key, std::string_view expected,
+                 std::vector<T>& out, Convert convert) {
+    const toml::node* node = field(table, key);
+    if (node == nullptr) return;
+    const auto* array = node->as_array();
+    if (array == nullptr) {
+      typeError(key, *node, expected);
+      return;
+    }
+    std::vector<T> values;
+    bool ok = true;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      auto value = convert((*array)[i], fmt::format("{}[{}]", key, i));
+      if (value) {
+        values.push_back(std::move(*value));
+      } else {
+        ok = false;
+      }
+    }
+    if (ok) out = std::move(values);
+  }
+
+  std::optional<Cidr> readCidr(const toml::node& node, const std::string& key) {
+    const std::string* text = readString(node, key);
+    if (text == nullptr) return std::nullopt;
+    std::string error;
+    auto cidr = Cidr::parse(*text, &error);
+    if (!cidr) {
+      place(key, &node,
+            {"", key, fmt::format("{} is not an address range: {}", tomlQuote(*text), error)});
+    }
+    return cidr;
+  }
+
+  // One { name = "...", password = "..." } table. The password is a secret: no message here
+  // quotes it.
+  std::optional<TurnUser> readUser(const toml::node& node, const std::string& key) {
+    const auto* table = node.as_table();
+    if (table == nullptr) {
+      typeError(key, node, "a table { name = \"...\", password = \"...\" }");
+      return std::nullopt;
+    }
+    bool ok = true;
+    for (const auto& [name, value] : *table) {
+      const std::string_view keyName = name.str();
+      if (std::find(std::begin(kUserKeys), std::end(kUserKeys), keyName) != std::end(kUserKeys)) {
+        continue;
+      }
+      std::string message = fmt::format("unknown key '{}.{}'", key, keyName);
+      for (const auto known : kUserKeys) {
+        if (editDistance(keyName, known) <= std::max<std::size_t>(1, known.size() / 3)) {
+          message += fmt::format(" (did you mean '{}.{}'?)", key, known);
+          break;
+        }
+      }
+      place(key + "." + std::string(keyName), &value, {"", "", std::move(message)}, &name.source());
+      ok = false;
+    }
+    TurnUser user;
+    for (const auto part : kUserKeys) {
+      const toml::node* value = table->get(part);
+      const std::string partKey = key + "." + std::string(part);
+      if (value == nullptr) {
+        place(key, &node, {"", key, fmt::format("missing '{}'", part)});
+        ok = false;
+      } else if (const std::string* text = readString(*value, partKey)) {
+        (part == "name" ? user.name : user.password) = *text;
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) return std::nullopt;
+    return user;
+  }
+
+  void readTurn(const toml::table& table, TurnConfig& out) {
+    readBool(table, "turn.enabled", out.enabled);
+    readString(table, "turn.realm", out.realm);
+    readArray(
+        table, "turn.users", "an array of tables { name = \"...\", password = \"...\" }", out.users,
+        [this](const toml::node& node, const std::string& key) { return readUser(node, key); });
+    readArray(table, "turn.secrets", "an array of strings", out.secrets,
+              [this](const toml::node& node, const std::string& key) -> std::optional<std::string> {
+                const std::string* text = readString(node, key);
+                if (text == nullptr) return std::nullopt;
+                return *text;
+              });
+    readInt(table, "turn.nonce_lifetime_seconds", kNonceLifetime, out.nonceLifetimeSeconds);
+    readInt(table, "turn.default_lifetime_seconds", kDefaultLifetime, out.defaultLifetimeSeconds);
+    readInt(table, "turn.max_lifetime_seconds", kMaxLifetime, out.maxLifetimeSeconds);
+    readInt(table, "turn.permission_lifetime_seconds", kPermissionLifetime,
+            out.permissionLifetimeSeconds);
+    readInt(table, "turn.channel_lifetime_seconds", kChannelLifetime, out.channelLifetimeSeconds);
+    readInt(table, "turn.max_allocations", kMaxAllocations, out.maxAllocations);
+    readInt(table, "turn.max_allocations_per_user", kMaxAllocationsPerUser,
+            out.maxAllocationsPerUser);
+    readInt(table, "turn.max_permissions_per_allocation", kMaxPermissionsPerAllocation,
+            out.maxPermissionsPerAllocation);
+    readInt(table, "turn.bandwidth_per_allocation_kbps", kBandwidthKbps,
+            out.bandwidthPerAllocationKbps);
+    readOptionalAddress(table, "turn.relay_address", out.relayAddress);
+    readOptionalAddress(table, "turn.relay_address_v6", out.relayAddressV6);
+    readOptionalAddress(table, "turn.external_address", out.externalAddress);
+    readOptionalAddress(table, "turn.external_address_v6", out.externalAddressV6);
+    readInt(table, "turn.relay_port_min", kRelayPort, out.relayPortMin);
+    readInt(table, "turn.relay_port_max", kRelayPort, out.relayPortMax);
+    const auto cidr = [this](const toml::node& node, const std::string& key) {
+      return readCidr(node, key);
+    };
+    readArray(table, "turn.allowed_peers", "an array of address range strings", out.allowedPeers,
+              cidr);
+    readArray(table, "turn.denied_peers", "an array of address range strings", out.deniedPeers,
+              cidr);
+    readInt(table, "turn.relay_socket_buffer_bytes", kRelaySocketBufferBytes,
+            out.relaySocketBufferBytes);
+    readInt(table, "turn.unauthenticated_per_second", kUnauthenticatedPerSecond,
+            out.unauthenticatedPerSecond);
+  }
+
+  void readTls(const toml::table& table, TlsConfig& out) {
+    readBool(table, "tls.enabled", out.enabled);
+    readBool(table, "tls.dtls", out.dtls);
+    readInt(table, "tls.port", kPort, out.port);
+    readString(table, "tls.cert_file", out.certFile);
+    readString(table, "tls.key_file", out.keyFile);
+  }
+
   void readLog(const toml::table& table, log::Options& out) {
     readString(table, "log.level", out.level);
     if (const toml::node* node = field(table, "log.format")) {
@@ -622,14 +990,7 @@ class Loader {
     readInt(table, "stun.port", kPort, out.port);
     readBool(table, "stun.udp", out.udp);
     readBool(table, "stun.tcp", out.tcp);
-    if (const toml::node* node = field(table, "stun.alternate_address")) {
-      const auto* text = node->as_string();
-      if (text != nullptr && text->get().empty()) {
-        out.alternateAddress.reset();
-      } else if (auto address = readAddress(*node, "stun.alternate_address")) {
-        out.alternateAddress = address;
-      }
-    }
+    readOptionalAddress(table, "stun.alternate_address", out.alternateAddress);
     readInt(table, "stun.alternate_port", kAlternatePort, out.alternatePort);
     readString(table, "stun.software", out.software);
     readInt(table, "stun.tcp_idle_timeout_seconds", kTcpIdleTimeoutSeconds,
@@ -665,6 +1026,46 @@ std::string ConfigErrors::toString() const {
   for (const auto& error : errors)
     text += error.toString() + "\n";
   return text;
+}
+
+std::optional<Cidr> Cidr::parse(std::string_view text, std::string* error) {
+  const auto fail = [error](std::string message) -> std::optional<Cidr> {
+    if (error != nullptr) *error = std::move(message);
+    return std::nullopt;
+  };
+  const auto slash = text.find('/');
+  const auto address = IpAddress::parse(text.substr(0, slash));
+  if (!address) return fail("expected ADDRESS/LENGTH, e.g. \"10.0.0.0/8\" or \"::1/128\"");
+  const unsigned maxLength = address->isV4() ? 32 : 128;
+  if (slash == std::string_view::npos) return Cidr{*address, maxLength};
+  const std::string_view digits = text.substr(slash + 1);
+  unsigned length = 0;
+  const bool numeric =
+      !digits.empty() && digits.size() <= 3 &&
+      std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (numeric) {
+    for (const char c : digits)
+      length = length * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (!numeric || length > maxLength) {
+    return fail(fmt::format("the prefix length must be 0 to {} for {}", maxLength,
+                            address->isV4() ? "IPv4" : "IPv6"));
+  }
+  return Cidr{*address, length};
+}
+
+std::string Cidr::toString() const {
+  return fmt::format("{}/{}", network.toString(), prefixLength);
+}
+
+std::optional<IpAddress> Config::relayAddressV4() const {
+  if (turn.relayAddress) return turn.relayAddress;
+  for (const auto& address : stun.listen) {
+    if (!address.isV4()) continue;
+    if (address.isUnspecified()) return std::nullopt;
+    return address;
+  }
+  return std::nullopt;
 }
 
 ConfigErrors Config::validate() const {
@@ -753,6 +1154,8 @@ std::string toToml(const Config& config) {
   line("[server]");
   line("# Worker threads per server; 0 = one per CPU core.");
   line(fmt::format("threads = {}", config.server.threads));
+  line("# Generated state (self-signed certificate, TURN secret); relative to the working dir.");
+  line(fmt::format("data_dir = {}", tomlQuote(config.server.dataDir)));
   line("");
   line("[log]");
   line(fmt::format("# Lowest level logged: {}.", kLevelList));
@@ -793,6 +1196,92 @@ std::string toToml(const Config& config) {
   line(fmt::format("tcp_max_connections = {}", stun.tcpMaxConnections));
   line("# Largest framed STUN message over TCP in bytes (548-65555); larger ones close it.");
   line(fmt::format("tcp_max_message_size = {}", stun.tcpMaxMessageSize));
+  line("");
+
+  // Passwords and secrets are never printed: the output may end up in a ticket or a log.
+  const TurnConfig& turn = config.turn;
+  const auto optionalAddress = [](const std::optional<IpAddress>& address) {
+    return tomlQuote(address ? address->toString() : "");
+  };
+  const auto cidrs = [](const std::vector<Cidr>& list) {
+    std::vector<std::string> quoted;
+    for (const auto& cidr : list)
+      quoted.push_back(tomlQuote(cidr.toString()));
+    return fmt::format("[{}]", fmt::join(quoted, ", "));
+  };
+  line("[turn]");
+  line("# TURN relay (RFC 8656) on the STUN listeners.");
+  line(fmt::format("enabled = {}", boolText(turn.enabled)));
+  line("# REALM of the long-term credentials (1-127 characters).");
+  line(fmt::format("realm = {}", tomlQuote(turn.realm)));
+  line(fmt::format("# Long-term credentials {{ name, password }}; passwords are not printed ({}).",
+                   tomlQuote(kRedacted)));
+  if (turn.users.empty()) {
+    line("users = []");
+  } else {
+    line("users = [");
+    for (const auto& user : turn.users) {
+      line(fmt::format("  {{ name = {}, password = {} }},", tomlQuote(user.name),
+                       tomlQuote(kRedacted)));
+    }
+    line("]");
+  }
+  line(fmt::format("# TURN REST API shared secrets (rotation: list several); not printed ({}).",
+                   tomlQuote(kRedacted)));
+  std::vector<std::string> secrets(turn.secrets.size(), tomlQuote(kRedacted));
+  line(fmt::format("secrets = [{}]", fmt::join(secrets, ", ")));
+  line("# Lifetime of a nonce before 438 Stale Nonce (30-86400 s).");
+  line(fmt::format("nonce_lifetime_seconds = {}", turn.nonceLifetimeSeconds));
+  line("# Allocation lifetime when the client asks for none (60-3600 s).");
+  line(fmt::format("default_lifetime_seconds = {}", turn.defaultLifetimeSeconds));
+  line("# Longest allocation lifetime granted (default_lifetime_seconds-86400 s).");
+  line(fmt::format("max_lifetime_seconds = {}", turn.maxLifetimeSeconds));
+  line("# Permission lifetime (30-3600 s).");
+  line(fmt::format("permission_lifetime_seconds = {}", turn.permissionLifetimeSeconds));
+  line("# Channel binding lifetime (60-3600 s).");
+  line(fmt::format("channel_lifetime_seconds = {}", turn.channelLifetimeSeconds));
+  line("# Most allocations on this server (1-1000000).");
+  line(fmt::format("max_allocations = {}", turn.maxAllocations));
+  line("# Most allocations per user name (1-10000).");
+  line(fmt::format("max_allocations_per_user = {}", turn.maxAllocationsPerUser));
+  line("# Most permissions (and so channels) per allocation (1-1000).");
+  line(fmt::format("max_permissions_per_allocation = {}", turn.maxPermissionsPerAllocation));
+  line("# Relayed bandwidth per allocation, both ways together, kbit/s; 0 = unlimited.");
+  line(fmt::format("bandwidth_per_allocation_kbps = {}", turn.bandwidthPerAllocationKbps));
+  line("# IPv4 address relay sockets bind to; \"\" = the first IPv4 stun.listen address.");
+  line(fmt::format("relay_address = {}", optionalAddress(turn.relayAddress)));
+  line("# IPv6 address relay sockets bind to; \"\" = none (IPv6 allocations get 440).");
+  line(fmt::format("relay_address_v6 = {}", optionalAddress(turn.relayAddressV6)));
+  line("# Public IPv4 address advertised behind a 1:1 NAT; \"\" = relay_address.");
+  line(fmt::format("external_address = {}", optionalAddress(turn.externalAddress)));
+  line("# Public IPv6 address advertised behind a 1:1 NAT; \"\" = relay_address_v6.");
+  line(fmt::format("external_address_v6 = {}", optionalAddress(turn.externalAddressV6)));
+  line("# Lowest relay port (1024-65535).");
+  line(fmt::format("relay_port_min = {}", turn.relayPortMin));
+  line("# Highest relay port (relay_port_min-65535).");
+  line(fmt::format("relay_port_max = {}", turn.relayPortMax));
+  line("# Peer address ranges allowed even though the built-in deny list forbids them.");
+  line(fmt::format("allowed_peers = {}", cidrs(turn.allowedPeers)));
+  line("# Peer address ranges denied in addition to the built-in deny list.");
+  line(fmt::format("denied_peers = {}", cidrs(turn.deniedPeers)));
+  line("# Send and receive buffer of each relay socket in bytes (65536-67108864).");
+  line(fmt::format("relay_socket_buffer_bytes = {}", turn.relaySocketBufferBytes));
+  line("# 401 answers per second per source IP address (1-100000).");
+  line(fmt::format("unauthenticated_per_second = {}", turn.unauthenticatedPerSecond));
+  line("");
+
+  const TlsConfig& tls = config.tls;
+  line("[tls]");
+  line("# TURN over TLS on port (TCP).");
+  line(fmt::format("enabled = {}", boolText(tls.enabled)));
+  line("# TURN over DTLS on port (UDP).");
+  line(fmt::format("dtls = {}", boolText(tls.dtls)));
+  line("# Port for TLS and DTLS; 0 picks a free port.");
+  line(fmt::format("port = {}", tls.port));
+  line("# PEM certificate chain; \"\" = self-signed, created in server.data_dir.");
+  line(fmt::format("cert_file = {}", tomlQuote(tls.certFile)));
+  line("# PEM private key; set together with cert_file.");
+  line(fmt::format("key_file = {}", tomlQuote(tls.keyFile)));
   return out;
 }
 

@@ -40,6 +40,12 @@ bool understoodInBindingRequest(std::uint16_t type) {
   }
 }
 
+BindingResult dropped(DropReason reason) {
+  BindingResult result;
+  result.dropReason = reason;
+  return result;
+}
+
 MessageBuilder startResponse(const Message& request, MessageClass cls,
                              std::span<std::uint8_t> out) {
   const std::uint16_t type = messageType(request.method(), cls);
@@ -50,8 +56,12 @@ MessageBuilder startResponse(const Message& request, MessageClass cls,
 
 BindingResult finish(const MessageBuilder& builder, Outcome outcome, ReplyFrom from) {
   auto bytes = builder.finish();
-  if (!bytes) return {Outcome::Drop, {}, ReplyFrom::Same, DropReason::BufferTooSmall};
-  return {outcome, *bytes, from, DropReason::None};
+  if (!bytes) return dropped(DropReason::BufferTooSmall);
+  BindingResult result;
+  result.outcome = outcome;
+  result.response = *bytes;
+  result.replyFrom = from;
+  return result;
 }
 
 BindingResult errorResponse(const Message& request, const BindingContext& context, int code,
@@ -78,14 +88,14 @@ bool looksLikeStun(Bytes bytes) {
 BindingResult answerBinding(Bytes request, const BindingContext& context,
                             std::span<std::uint8_t> out) {
   const auto parsed = Message::parse(request);
-  if (!parsed) return {Outcome::Drop, {}, ReplyFrom::Same, DropReason::Malformed};
+  if (!parsed) return dropped(DropReason::Malformed);
   const Message& message = *parsed;
   if (message.messageClass() != MessageClass::Request) {
-    return {Outcome::Drop, {}, ReplyFrom::Same, DropReason::NotARequest};
+    return dropped(DropReason::NotARequest);
   }
   // RFC 8489 §7.3: a message whose FINGERPRINT does not match is not STUN; drop it silently.
   if (!message.isClassic() && checkFingerprint(message) == Check::Invalid) {
-    return {Outcome::Drop, {}, ReplyFrom::Same, DropReason::BadFingerprint};
+    return dropped(DropReason::BadFingerprint);
   }
   if (message.method() != method::kBinding) {
     return errorResponse(message, context, error::kBadRequest, "Method not supported here", {},

@@ -5,12 +5,9 @@
 namespace parley::stun {
 
 namespace {
-// RFC 7983 §7: first byte 0..3 is STUN, 64..79 a TURN channel (RFC 8656 §12: 0x4000-0x4FFF).
+// RFC 7983 §7: first byte 0..3 is STUN; ChannelData as isChannelDataFirstByte says.
 bool isStunFirstByte(std::uint8_t b) {
   return b <= 3;
-}
-bool isChannelFirstByte(std::uint8_t b) {
-  return b >= 0x40 && b <= 0x4F;
 }
 constexpr std::size_t kChannelHeaderSize = 4;
 }  // namespace
@@ -43,7 +40,7 @@ FrameResult nextFrame(Bytes buffered, std::size_t maxFrameSize, bool acceptChann
     result.consumed = total;
     return result;
   }
-  if (acceptChannelData && isChannelFirstByte(first)) {
+  if (acceptChannelData && isChannelDataFirstByte(first)) {
     if (buffered.size() < kChannelHeaderSize) return result;
     const std::size_t total = kChannelHeaderSize + wire::read16(buffered.data() + 2);
     if (total > maxFrameSize) {

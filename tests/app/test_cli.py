@@ -19,6 +19,9 @@ PARLEY = os.path.abspath(os.environ["PARLEY_BIN"]) if os.environ.get("PARLEY_BIN
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(SOURCE_DIR, "docs", "parley.example.toml")
 TIMEOUT = 10  # seconds for any single command; nothing may hang the suite
+# Credentials the tests use; none of them may ever appear in parley's output.
+SECRET = "test-rest-secret-0123456789"
+PASSWORD = "test-password-alice"
 
 
 class CliTestCase(unittest.TestCase):
@@ -71,13 +74,15 @@ class VersionAndHelpTest(CliTestCase):
     def test_help_lists_flags(self):
         out = self.run_parley("serve", "--help").stdout
         for flag in ("--config", "--set", "--listen", "--stun-port", "--alternate-address",
-                     "--threads", "--log-level", "--log-format"):
+                     "--threads", "--log-level", "--log-format", "--data-dir", "--relay-address",
+                     "--external-address", "--turn-user", "--turn-secret", "--allow-peer",
+                     "--tls-port", "--no-tls"):
             self.assertIn(flag, out)
 
-    def test_turn_help_says_stun_only_today(self):
+    def test_turn_help_says_it_needs_credentials(self):
         out = self.run_parley("turn", "--help").stdout
         self.assertIn("STUN/TURN only, for relay nodes", out)
-        self.assertIn("today STUN only", out)
+        self.assertIn("needs the deployment's TURN credentials", out)
 
     def test_top_level_help_lists_commands(self):
         out = self.run_parley("--help").stdout
@@ -110,9 +115,9 @@ class ConfigErrorTest(CliTestCase):
             "parley.toml:3:1: unknown key 'stun.prot' (did you mean 'stun.port'?)")
 
     def test_unknown_table(self):
-        name = self.write("[stun]\n[turn]\nrealm = \"x\"\n")
+        name = self.write("[stun]\n[web]\nrealm = \"x\"\n")
         self.assert_config_error(self.run_parley("config", "check", name),
-                                 "parley.toml:2:1: unknown table 'turn'")
+                                 "parley.toml:2:1: unknown table 'web'")
 
     def test_port_out_of_range(self):
         name = self.write("[stun]\nport = 70000\n")
@@ -314,7 +319,16 @@ def stun_binding_request():
     return struct.pack("!HHI", 0x0001, 0, 0x2112A442) + transaction, transaction
 
 
-class ServerTest(CliTestCase):
+class ServerTestCase(CliTestCase):
+    """Starts parley in the background and reads its log."""
+
+    def expect_line(self, reader, pattern):
+        """The match of the first log line matching pattern; fails showing the log if none."""
+        match = reader.wait_for(pattern)
+        if match is None:
+            self.fail("no line matching %r in:\n%s" % (pattern, reader.text()))
+        return match
+
     def start(self, *args):
         process = subprocess.Popen([PARLEY, *args], cwd=self.cwd, env=self.env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -337,6 +351,8 @@ class ServerTest(CliTestCase):
         self.assertEqual(status, 0, reader.text())
         self.assertIn("shutting down", reader.text())
 
+
+class ServerTest(ServerTestCase):
     def test_serve_starts_and_stops_on_sigterm(self):
         process, reader = self.start("serve", "--stun-port", "0")
         udp = reader.wait_for(r"listening on stun\+udp 127\.0\.0\.1:(\d+)$")
@@ -351,12 +367,14 @@ class ServerTest(CliTestCase):
 
     def test_turn_starts_on_a_free_port_and_stops_on_sigint(self):
         port = free_port()
-        name = self.write("[stun]\ntcp = false\n", name="udp-only.toml")
+        name = self.write('[stun]\ntcp = false\n[turn]\nsecrets = ["%s"]\n' % SECRET,
+                          name="udp-only.toml")
         process, reader = self.start("turn", "--config", name, "--stun-port", str(port),
                                      "--log-format", "json")
         line = reader.wait_for(r'"msg":"listening on stun\+udp 127\.0\.0\.1:%d"' % port)
         self.assertIsNotNone(line, reader.text())
         self.assertIn('"msg":"config: udp-only.toml"', "".join(reader.lines))
+        self.expect_line(reader, r'"msg":"turn realm \\"parley\\", 0 users, 1 secrets"')
         self.stop(process, reader, signal.SIGINT)
         self.assertNotIn("stun+tcp", reader.text())
 
@@ -379,12 +397,178 @@ class ServerTest(CliTestCase):
         udp, tcp, port = occupy_udp_and_tcp()
         with udp, tcp:
             try:
-                result = self.run_parley("turn", "--stun-port", str(port))
+                result = self.run_parley("turn", "--stun-port", str(port),
+                                         "--set", "turn.enabled=false")
             except subprocess.TimeoutExpired as timeout:
                 self.fail("parley kept running on a port in use: %s" % timeout.stderr)
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn("127.0.0.1:%d" % port, result.stderr)
         self.assertNotIn("listening on", result.stderr)
+
+
+class TurnConfigTest(CliTestCase):
+    def test_print_shows_turn_keys_with_credentials_redacted(self):
+        result = self.run_parley(
+            "config", "print", "--turn-user", "alice:" + PASSWORD, "--turn-user",
+            "bob:" + PASSWORD + "-bob", "--turn-secret", SECRET, "--relay-address", "127.0.0.1",
+            "--relay-address", "::1", "--external-address", "203.0.113.4", "--allow-peer",
+            "127.0.0.0/8", "--allow-peer", "::1", "--data-dir", "state", "--tls-port", "5350",
+            "--no-tls")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for line in ("[turn]", "enabled = true", 'realm = "parley"', "users = [",
+                     '  { name = "alice", password = "<redacted>" },',
+                     '  { name = "bob", password = "<redacted>" },',
+                     'secrets = ["<redacted>"]', 'relay_address = "127.0.0.1"',
+                     'relay_address_v6 = "::1"', 'external_address = "203.0.113.4"',
+                     'allowed_peers = ["127.0.0.0/8", "::1/128"]', "relay_port_min = 49152",
+                     "bandwidth_per_allocation_kbps = 20000", 'data_dir = "state"', "[tls]",
+                     "port = 5350", "enabled = false", "dtls = false", 'cert_file = ""'):
+            self.assertIn(line + "\n", result.stdout)
+        self.assertIn("not printed", result.stdout)
+        for secret in (PASSWORD, SECRET):
+            self.assertNotIn(secret, result.stdout)
+            self.assertNotIn(secret, result.stderr)
+
+    def test_printed_credentials_are_placeholders_not_passwords(self):
+        printed = self.run_parley("config", "print", "--turn-secret", SECRET)
+        name = self.write(printed.stdout, name="printed.toml")
+        result = self.run_parley("config", "check", name)
+        self.assert_config_error(result, 'turn.secrets[0]: is the placeholder "<redacted>"')
+        self.assertNotIn(SECRET, result.stderr)
+
+    def test_credential_errors_never_show_the_credential(self):
+        short = "short-s3cret"
+        for args, fragment in (
+                (["--turn-secret", short],
+                 "--set turn.secrets: turn.secrets[0]: must be at least 16 characters, got 12"),
+                (["--turn-user", "alice"], "--set turn.users: turn.users[0]: missing 'password'"),
+                (["--turn-user", ":" + short],
+                 "--set turn.users: turn.users[0].name: must be 1 to 512 bytes, got 0"),
+                (["--turn-user", "a:" + short, "--turn-user", "a:" + short + "2"],
+                 'turn.users[1].name: user "a" is listed twice'),
+                (["--set", 'turn.users=[{name="a", pasword="%s"}]' % short],
+                 "unknown key 'turn.users[0].pasword' (did you mean "
+                 "'turn.users[0].password'?)")):
+            for command in (["serve"], ["turn"], ["config", "print"]):
+                with self.subTest(command=command, args=args):
+                    result = self.run_parley(*command, *args)
+                    self.assert_config_error(result, fragment)
+                    self.assertNotIn(short, result.stderr)
+
+    def test_turn_flag_errors_name_the_key(self):
+        for args, fragment in (
+                (["--relay-address", "10.0.0.300"],
+                 '--set turn.relay_address: "10.0.0.300" is not an IP address'),
+                (["--relay-address", "0.0.0.0"],
+                 "--set turn.relay_address: 0.0.0.0 is not a concrete address"),
+                (["--external-address", "::1"],
+                 "--set turn.external_address_v6: needs turn.relay_address_v6"),
+                (["--allow-peer", "10.0.0.0/33"],
+                 '--set turn.allowed_peers: turn.allowed_peers[0]: "10.0.0.0/33" is not an '
+                 "address range: the prefix length must be 0 to 32 for IPv4"),
+                (["--tls-port", "70000"],
+                 "--set tls.port: expected an integer from 0 to 65535, got 70000"),
+                (["--listen", "0.0.0.0"],
+                 "--set stun.listen: turn.relay_address: required when turn.enabled is true "
+                 "and the first IPv4 stun.listen address is 0.0.0.0")):
+            with self.subTest(args=args):
+                self.assert_config_error(self.run_parley("config", "print", *args), fragment)
+        ok = self.run_parley("config", "print", "--listen", "0.0.0.0", "--relay-address",
+                             "127.0.0.1")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+
+    def test_turn_without_credentials_exits_2(self):
+        result = self.run_parley("turn", "--stun-port", "0")
+        self.assert_config_error(result, "turn.enabled is true but there are no TURN "
+                                         "credentials: a relay node ('parley turn') must share "
+                                         "the deployment's TURN REST secret")
+        self.assertIn("--turn-secret", result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data")))
+
+
+class TurnServerTest(ServerTestCase):
+    def secret_file(self, data_dir):
+        return os.path.join(self.cwd, data_dir, "turn-secret")
+
+    def test_serve_generates_the_turn_secret_once(self):
+        data_dir = "state"
+        process, reader = self.start("serve", "--data-dir", data_dir, "--stun-port", "0",
+                                     "--no-tls")
+        path = self.secret_file(data_dir)
+        self.expect_line(reader, r"TURN REST secret generated in state/turn-secret$")
+        self.expect_line(reader, r"turn relay on 127\.0\.0\.1 ports 49152-65535$")
+        self.expect_line(reader, r'turn realm "parley", 0 users, 1 secrets$')
+        self.stop(process, reader)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(path)).st_mode & 0o777, 0o700)
+        with open(path, encoding="ascii") as f:
+            secret = f.read()
+        self.assertRegex(secret, r"^[A-Za-z0-9+/]{43}=\n$")  # base64 of 32 bytes
+        self.assertNotIn(secret.strip(), reader.text())
+        self.assertEqual(os.listdir(os.path.dirname(path)), ["turn-secret"])
+
+        process, reader = self.start("serve", "--data-dir", data_dir, "--stun-port", "0",
+                                     "--no-tls")
+        self.expect_line(reader, r"TURN REST secret read from state/turn-secret$")
+        self.stop(process, reader)
+        with open(path, encoding="ascii") as f:
+            self.assertEqual(f.read(), secret)
+        self.assertNotIn("generated", reader.text())
+
+    def test_configured_credentials_need_no_generated_secret(self):
+        process, reader = self.start("serve", "--stun-port", "0", "--turn-user",
+                                     "alice:" + PASSWORD, "--external-address", "203.0.113.4")
+        self.expect_line(reader, r"turn relay on 127\.0\.0\.1 ports 49152-65535, "
+                                 r"external address 203\.0\.113\.4$")
+        self.expect_line(reader, r'turn realm "parley", 1 users, 0 secrets$')
+        self.stop(process, reader)
+        self.assertNotIn(PASSWORD, reader.text())
+        self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data")))
+
+    def test_turn_disabled_says_so(self):
+        process, reader = self.start("serve", "--stun-port", "0", "--set", "turn.enabled=false")
+        self.expect_line(reader, r"turn relay disabled")
+        self.stop(process, reader)
+        self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data")))
+
+    def test_sighup_reloads_credentials(self):
+        name = self.write('[turn]\nusers = [{ name = "alice", password = "%s" }]\n' % PASSWORD)
+        process, reader = self.start("turn", "--config", name, "--stun-port", "0")
+        self.expect_line(reader, r'turn realm "parley", 1 users, 0 secrets$')
+        self.write('[turn]\nusers = [{ name = "alice", password = "%s" },\n'
+                   '         { name = "bob", password = "%s-bob" }]\nsecrets = ["%s"]\n'
+                   % (PASSWORD, PASSWORD, SECRET))
+        process.send_signal(signal.SIGHUP)
+        self.expect_line(reader, r"credentials reloaded \(2 users, 1 secrets\)$")
+
+        # A broken file is reported and the server keeps running with the old credentials.
+        self.write('[turn]\nsecrets = ["short-s3cret"]\n')
+        process.send_signal(signal.SIGHUP)
+        self.expect_line(reader, r"turn\.secrets\[0\]: must be at least 16 characters, got 12$")
+        self.expect_line(reader, r"config not reloaded; keeping the old credentials$")
+        # A relay node may not drop to no credentials at all.
+        self.write("[turn]\n")
+        process.send_signal(signal.SIGHUP)
+        self.expect_line(reader, r"no TURN credentials.*keeping the old credentials$")
+        self.assertIsNone(process.poll(), "parley exited after a bad SIGHUP reload")
+        self.stop(process, reader)
+        for secret in (PASSWORD, SECRET, "short-s3cret"):
+            self.assertNotIn(secret, reader.text())
+
+    def test_sighup_on_serve_keeps_the_generated_secret(self):
+        name = self.write("[stun]\nport = 0\n")
+        process, reader = self.start("serve", "--config", name)
+        self.expect_line(reader, r"TURN REST secret generated in")
+        process.send_signal(signal.SIGHUP)
+        self.expect_line(reader, r"credentials reloaded \(0 users, 1 secrets\)$")
+        self.stop(process, reader)
+
+    def test_sighup_without_a_config_file(self):
+        process, reader = self.start("serve", "--stun-port", "0")
+        self.expect_line(reader, r"listening on stun\+udp")
+        process.send_signal(signal.SIGHUP)
+        self.expect_line(reader, r"no config file to re-read")
+        self.stop(process, reader)
 
 
 def free_port():

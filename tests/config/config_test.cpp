@@ -1,6 +1,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -137,7 +138,8 @@ tcp_max_message_size = 2048
 }
 
 TEST_F(ConfigTest, ReadsIpv6Listen) {
-  const auto config = loadConfig(write("[stun]\nlisten = [\"::1\", \"0.0.0.0\"]\n"), {});
+  const auto config =
+      loadConfig(write("[stun]\nlisten = [\"::1\", \"0.0.0.0\"]\n[turn]\nenabled = false\n"), {});
   ASSERT_TRUE(config) << config.error().toString();
   EXPECT_THAT(config->stun.listen, ElementsAre(ip("::1"), ip("0.0.0.0")));
 }
@@ -156,9 +158,9 @@ TEST_F(ConfigTest, UnknownKeyInOtherSectionSuggestsTheRightOne) {
 
 TEST_F(ConfigTest, UnknownTableAndTopLevelKey) {
   const auto errors =
-      fileErrors("verbose = true\n[turn]\nrealm = \"x\"\n[log.modules]\nstnu = \"debug\"\n");
+      fileErrors("verbose = true\n[web]\nrealm = \"x\"\n[log.modules]\nstnu = \"debug\"\n");
   EXPECT_THAT(errors, ElementsAre(at(1, 1) + "unknown key 'verbose'",
-                                  at(2, 1) + "unknown table 'turn'",  // no 'stun': two edits
+                                  at(2, 1) + "unknown table 'web'",  // no 'log': three edits
                                   at(5, 1) + "unknown key 'log.modules.stnu' (did you mean "
                                              "'log.modules.stun'?)"));
 }
@@ -301,14 +303,16 @@ TEST_F(ConfigTest, AlternateAddressEmptyMeansNone) {
 
 TEST_F(ConfigTest, ValidAlternateAddress) {
   const auto config = loadConfig(
-      std::nullopt, {"stun.listen=[\"2001:db8::1\"]", "stun.alternate_address=2001:db8::2"});
+      std::nullopt, {"stun.listen=[\"2001:db8::1\"]", "stun.alternate_address=2001:db8::2",
+                     "turn.relay_address_v6=2001:db8::1"});
   ASSERT_TRUE(config) << config.error().toString();
   EXPECT_EQ(config->stun.alternateAddress, ip("2001:db8::2"));
 }
 
 TEST_F(ConfigTest, DuplicateAndEmptyListen) {
-  EXPECT_THAT(fileErrors("[stun]\nlisten = [\"::1\", \"::1\"]\n"),
-              ElementsAre(at(2, 18) + "stun.listen[1]: ::1 is listed twice"));
+  EXPECT_THAT(
+      fileErrors("[stun]\nlisten = [\"::1\", \"::1\"]\n[turn]\nrelay_address_v6 = \"::1\"\n"),
+      ElementsAre(at(2, 18) + "stun.listen[1]: ::1 is listed twice"));
   EXPECT_THAT(fileErrors("[stun]\nlisten = []\n"),
               ElementsAre(at(2, 10) + "stun.listen: needs at least one IP address"));
 }
@@ -324,9 +328,10 @@ TEST_F(ConfigTest, SoftwareLengthLimit) {
 TEST_F(ConfigTest, OverridesBeatTheFile) {
   const fs::path file =
       write("[stun]\nport = 4000\nlisten = [\"192.0.2.1\"]\n[log]\nlevel = \"warn\"\n");
-  const auto config = loadConfig(
-      file, {"stun.port=4001", "stun.listen=[\"0.0.0.0\", \"::\"]", "log.level=\"debug\"",
-             "server.threads=2", "log.modules.net=trace", "stun.port=4002"});
+  const auto config =
+      loadConfig(file, {"stun.port=4001", "stun.listen=[\"0.0.0.0\", \"::\"]",
+                        "log.level=\"debug\"", "server.threads=2", "log.modules.net=trace",
+                        "stun.port=4002", "turn.relay_address=192.0.2.1"});
   ASSERT_TRUE(config) << config.error().toString();
   EXPECT_EQ(config->stun.port, 4002);  // the last override wins
   EXPECT_THAT(config->stun.listen, ElementsAre(ip("0.0.0.0"), ip("::")));
@@ -395,6 +400,16 @@ TEST_F(ConfigTest, OverridesAreIgnoredWhenTheFileCannotBeRead) {
   EXPECT_THAT(errorsOf(loadConfig(dir_ / "nope.toml", {"stun.port=70000"})).size(), 1u);
 }
 
+const char* const kSecrets[] = {"s3cret-password-alice", "pa55-bob", "0123456789abcdef-rest",
+                                "second-rest-secret-rotated"};
+
+Config configWithCredentials() {
+  Config config;
+  config.turn.users = {{"alice", kSecrets[0]}, {"bob", kSecrets[1]}};
+  config.turn.secrets = {kSecrets[2], kSecrets[3]};
+  return config;
+}
+
 Config nonDefaultConfig() {
   Config config;
   config.server.threads = 3;
@@ -423,24 +438,76 @@ TEST_F(ConfigTest, ToTomlRoundTrips) {
   }
   Config v6;
   v6.stun.listen = {ip("::1"), ip("0.0.0.0")};
+  v6.turn.enabled = false;
   const auto loaded = loadConfig(write(toToml(v6)), {});
   ASSERT_TRUE(loaded) << loaded.error().toString();
   EXPECT_EQ(*loaded, v6);
 }
 
 TEST_F(ConfigTest, ToTomlPrintsEveryKeyWithAComment) {
-  const std::string text = toToml(Config{});
-  for (const char* key :
-       {"threads", "level", "format", "listen", "port", "udp", "tcp", "alternate_address",
-        "alternate_port", "software", "tcp_idle_timeout_seconds", "tcp_max_connections",
-        "tcp_max_message_size"}) {
-    const auto at = text.find("\n" + std::string(key) + " = ");
-    ASSERT_NE(at, std::string::npos) << key;
-    const auto previousLine = text.rfind('\n', at - 1);
-    EXPECT_EQ(text[previousLine + 1], '#') << key;
-  }
-  for (const char* table : {"[server]", "[log]", "[log.modules]", "[stun]"}) {
-    EXPECT_THAT(text, HasSubstr(table));
+  // Every key of every table, each right below a comment line.
+  const std::vector<std::string> expected = {"server.threads",
+                                             "server.data_dir",
+                                             "log.level",
+                                             "log.format",
+                                             "stun.listen",
+                                             "stun.port",
+                                             "stun.udp",
+                                             "stun.tcp",
+                                             "stun.alternate_address",
+                                             "stun.alternate_port",
+                                             "stun.software",
+                                             "stun.tcp_idle_timeout_seconds",
+                                             "stun.tcp_max_connections",
+                                             "stun.tcp_max_message_size",
+                                             "turn.enabled",
+                                             "turn.realm",
+                                             "turn.users",
+                                             "turn.secrets",
+                                             "turn.nonce_lifetime_seconds",
+                                             "turn.default_lifetime_seconds",
+                                             "turn.max_lifetime_seconds",
+                                             "turn.permission_lifetime_seconds",
+                                             "turn.channel_lifetime_seconds",
+                                             "turn.max_allocations",
+                                             "turn.max_allocations_per_user",
+                                             "turn.max_permissions_per_allocation",
+                                             "turn.bandwidth_per_allocation_kbps",
+                                             "turn.relay_address",
+                                             "turn.relay_address_v6",
+                                             "turn.external_address",
+                                             "turn.external_address_v6",
+                                             "turn.relay_port_min",
+                                             "turn.relay_port_max",
+                                             "turn.allowed_peers",
+                                             "turn.denied_peers",
+                                             "turn.relay_socket_buffer_bytes",
+                                             "turn.unauthenticated_per_second",
+                                             "tls.enabled",
+                                             "tls.dtls",
+                                             "tls.port",
+                                             "tls.cert_file",
+                                             "tls.key_file"};
+  for (const Config& config : {Config{}, configWithCredentials()}) {
+    const std::string text = toToml(config);
+    std::vector<std::string> keys;
+    std::string table;
+    std::string previous;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line); previous = line) {
+      if (line.starts_with("[")) {
+        table = line.substr(1, line.size() - 2);
+        continue;
+      }
+      const auto equals = line.find(" = ");
+      if (line.empty() || line[0] == '#' || line[0] == ' ' || line[0] == ']' ||
+          equals == std::string::npos) {
+        continue;
+      }
+      keys.push_back(table + "." + line.substr(0, equals));
+      EXPECT_EQ(previous.substr(0, 1), "#") << keys.back();
+    }
+    EXPECT_EQ(keys, expected) << text;
   }
 }
 
@@ -461,6 +528,537 @@ TEST_F(ConfigTest, ValidateReportsEveryProblemWithKeys) {
   EXPECT_THAT(keys, ElementsAre("server.threads", "log.level", "log.modules.rtp", "stun.listen",
                                 "stun.udp", "stun.tcp_max_message_size"));
   EXPECT_THAT(errors.toString(), HasSubstr("log.modules.rtp: unknown module 'rtp'"));
+}
+
+// ---- [server] data_dir, [turn], [tls] ----
+
+TEST_F(ConfigTest, TurnAndTlsDefaults) {
+  const Config config;
+  EXPECT_EQ(config.server.dataDir, "parley-data");
+  const TurnConfig& turn = config.turn;
+  EXPECT_TRUE(turn.enabled);
+  EXPECT_EQ(turn.realm, "parley");
+  EXPECT_TRUE(turn.users.empty());
+  EXPECT_TRUE(turn.secrets.empty());
+  EXPECT_EQ(turn.nonceLifetimeSeconds, 600u);
+  EXPECT_EQ(turn.defaultLifetimeSeconds, 600u);
+  EXPECT_EQ(turn.maxLifetimeSeconds, 3600u);
+  EXPECT_EQ(turn.permissionLifetimeSeconds, 300u);
+  EXPECT_EQ(turn.channelLifetimeSeconds, 600u);
+  EXPECT_EQ(turn.maxAllocations, 10'000u);
+  EXPECT_EQ(turn.maxAllocationsPerUser, 10u);
+  EXPECT_EQ(turn.maxPermissionsPerAllocation, 64u);
+  EXPECT_EQ(turn.bandwidthPerAllocationKbps, 20'000u);
+  EXPECT_FALSE(turn.relayAddress);
+  EXPECT_FALSE(turn.relayAddressV6);
+  EXPECT_FALSE(turn.externalAddress);
+  EXPECT_FALSE(turn.externalAddressV6);
+  EXPECT_EQ(turn.relayPortMin, 49152);
+  EXPECT_EQ(turn.relayPortMax, 65535);
+  EXPECT_TRUE(turn.allowedPeers.empty());
+  EXPECT_TRUE(turn.deniedPeers.empty());
+  EXPECT_EQ(turn.relaySocketBufferBytes, 1'048'576u);
+  EXPECT_EQ(turn.unauthenticatedPerSecond, 10u);
+  EXPECT_TRUE(config.tls.enabled);
+  EXPECT_TRUE(config.tls.dtls);
+  EXPECT_EQ(config.tls.port, 5349);
+  EXPECT_EQ(config.tls.certFile, "");
+  EXPECT_EQ(config.tls.keyFile, "");
+  // The relay binds to the first IPv4 listen address when none is named.
+  EXPECT_EQ(config.relayAddressV4(), ip("127.0.0.1"));
+}
+
+TEST_F(ConfigTest, ReadsEveryTurnAndTlsKey) {
+  const auto config = loadConfig(write(R"(
+[server]
+data_dir = "/var/lib/parley"
+[stun]
+listen = ["0.0.0.0", "::"]
+[turn]
+enabled = true
+realm = "example.org"
+users = [{ name = "alice", password = "wonderland" }, { password = "b0b", name = "bob" }]
+secrets = ["0123456789abcdef", "fedcba9876543210-next"]
+nonce_lifetime_seconds = 30
+default_lifetime_seconds = 60
+max_lifetime_seconds = 86400
+permission_lifetime_seconds = 3600
+channel_lifetime_seconds = 3600
+max_allocations = 1
+max_allocations_per_user = 10000
+max_permissions_per_allocation = 1000
+bandwidth_per_allocation_kbps = 0
+relay_address = "192.0.2.1"
+relay_address_v6 = "2001:db8::1"
+external_address = "203.0.113.1"
+external_address_v6 = "2001:db8:1::1"
+relay_port_min = 1024
+relay_port_max = 1024
+allowed_peers = ["127.0.0.0/8", "::1/128", "10.1.2.3"]
+denied_peers = ["198.51.100.7/24"]
+relay_socket_buffer_bytes = 65536
+unauthenticated_per_second = 100000
+[tls]
+enabled = false
+dtls = false
+port = 3478
+cert_file = "/etc/parley/cert.pem"
+key_file = "/etc/parley/key.pem"
+)"),
+                                 {});
+  ASSERT_TRUE(config) << config.error().toString();
+  EXPECT_EQ(config->server.dataDir, "/var/lib/parley");
+  const TurnConfig& turn = config->turn;
+  EXPECT_EQ(turn.realm, "example.org");
+  EXPECT_THAT(turn.users, ElementsAre(TurnUser{"alice", "wonderland"}, TurnUser{"bob", "b0b"}));
+  EXPECT_THAT(turn.secrets, ElementsAre("0123456789abcdef", "fedcba9876543210-next"));
+  EXPECT_EQ(turn.nonceLifetimeSeconds, 30u);
+  EXPECT_EQ(turn.defaultLifetimeSeconds, 60u);
+  EXPECT_EQ(turn.maxLifetimeSeconds, 86'400u);
+  EXPECT_EQ(turn.permissionLifetimeSeconds, 3600u);
+  EXPECT_EQ(turn.channelLifetimeSeconds, 3600u);
+  EXPECT_EQ(turn.maxAllocations, 1u);
+  EXPECT_EQ(turn.maxAllocationsPerUser, 10'000u);
+  EXPECT_EQ(turn.maxPermissionsPerAllocation, 1000u);
+  EXPECT_EQ(turn.bandwidthPerAllocationKbps, 0u);
+  EXPECT_EQ(turn.relayAddress, ip("192.0.2.1"));
+  EXPECT_EQ(turn.relayAddressV6, ip("2001:db8::1"));
+  EXPECT_EQ(turn.externalAddress, ip("203.0.113.1"));
+  EXPECT_EQ(turn.externalAddressV6, ip("2001:db8:1::1"));
+  EXPECT_EQ(turn.relayPortMin, 1024);
+  EXPECT_EQ(turn.relayPortMax, 1024);
+  EXPECT_THAT(turn.allowedPeers, ElementsAre(Cidr{ip("127.0.0.0"), 8}, Cidr{ip("::1"), 128},
+                                             Cidr{ip("10.1.2.3"), 32}));
+  EXPECT_THAT(turn.deniedPeers, ElementsAre(Cidr{ip("198.51.100.7"), 24}));
+  EXPECT_EQ(turn.relaySocketBufferBytes, 65'536u);
+  EXPECT_EQ(turn.unauthenticatedPerSecond, 100'000u);
+  EXPECT_FALSE(config->tls.enabled);
+  EXPECT_FALSE(config->tls.dtls);
+  EXPECT_EQ(config->tls.port, 3478);  // may equal stun.port while TLS and DTLS are off
+  EXPECT_EQ(config->tls.certFile, "/etc/parley/cert.pem");
+  EXPECT_EQ(config->tls.keyFile, "/etc/parley/key.pem");
+  EXPECT_EQ(config->relayAddressV4(), ip("192.0.2.1"));
+}
+
+TEST_F(ConfigTest, UsersAsArrayOfTables) {
+  const auto config = loadConfig(write(R"([[turn.users]]
+name = "alice"
+password = "pw1"
+[[turn.users]]
+name = "bob"
+password = "pw2"
+)"),
+                                 {});
+  ASSERT_TRUE(config) << config.error().toString();
+  EXPECT_THAT(config->turn.users, ElementsAre(TurnUser{"alice", "pw1"}, TurnUser{"bob", "pw2"}));
+}
+
+TEST_F(ConfigTest, TurnAndTlsRangesAreChecked) {
+  const auto errors = fileErrors(R"([turn]
+nonce_lifetime_seconds = 29
+default_lifetime_seconds = 3601
+max_lifetime_seconds = 86401
+permission_lifetime_seconds = 29
+channel_lifetime_seconds = 59
+max_allocations = 0
+max_allocations_per_user = 10001
+max_permissions_per_allocation = 0
+bandwidth_per_allocation_kbps = -1
+relay_port_min = 1023
+relay_port_max = 65536
+relay_socket_buffer_bytes = 65535
+unauthenticated_per_second = 0
+[tls]
+port = 65536
+)");
+  EXPECT_THAT(
+      errors,
+      ElementsAre(
+          at(2, 26) + "turn.nonce_lifetime_seconds: expected an integer from 30 to 86400, got 29",
+          at(3, 28) + "turn.default_lifetime_seconds: expected an integer from 60 to 3600, got "
+                      "3601",
+          at(4, 24) + "turn.max_lifetime_seconds: expected an integer from 60 to 86400, got 86401",
+          at(5, 31) + "turn.permission_lifetime_seconds: expected an integer from 30 to 3600, got "
+                      "29",
+          at(6, 28) + "turn.channel_lifetime_seconds: expected an integer from 60 to 3600, got 59",
+          at(7, 19) + "turn.max_allocations: expected an integer from 1 to 1000000, got 0",
+          at(8, 28) + "turn.max_allocations_per_user: expected an integer from 1 to 10000, got "
+                      "10001",
+          at(9, 34) + "turn.max_permissions_per_allocation: expected an integer from 1 to 1000, "
+                      "got 0",
+          at(10, 33) + "turn.bandwidth_per_allocation_kbps: expected an integer from 0 to "
+                       "100000000, got -1",
+          at(11, 18) + "turn.relay_port_min: expected an integer from 1024 to 65535, got 1023",
+          at(12, 18) + "turn.relay_port_max: expected an integer from 1024 to 65535, got 65536",
+          at(13, 29) + "turn.relay_socket_buffer_bytes: expected an integer from 65536 to "
+                       "67108864, got 65535",
+          at(14, 30) + "turn.unauthenticated_per_second: expected an integer from 1 to 100000, "
+                       "got 0",
+          at(16, 8) + "tls.port: expected an integer from 0 to 65535, got 65536"));
+}
+
+TEST_F(ConfigTest, TurnWrongTypes) {
+  const auto errors = fileErrors(R"([server]
+data_dir = 5
+[turn]
+enabled = "yes"
+realm = 1
+users = "alice:pw"
+secrets = "0123456789abcdef"
+relay_address = 10
+allowed_peers = "10.0.0.0/8"
+denied_peers = [8]
+[tls]
+dtls = 1
+cert_file = true
+certfile = 1
+)");
+  EXPECT_THAT(
+      errors,
+      ElementsAre(at(2, 12) + "server.data_dir: expected a string, got integer",
+                  at(4, 11) + "turn.enabled: expected a boolean, got string",
+                  at(5, 9) + "turn.realm: expected a string, got integer",
+                  at(6, 9) + "turn.users: expected an array of tables { name = \"...\", password "
+                             "= \"...\" }, got string",
+                  at(7, 11) + "turn.secrets: expected an array of strings, got string",
+                  at(8, 17) + "turn.relay_address: expected a string, got integer",
+                  at(9, 17) + "turn.allowed_peers: expected an array of address range strings, "
+                              "got string",
+                  at(10, 17) + "turn.denied_peers[0]: expected a string, got integer",
+                  at(12, 8) + "tls.dtls: expected a boolean, got integer",
+                  at(13, 13) + "tls.cert_file: expected a string, got boolean",
+                  at(14, 1) + "unknown key 'tls.certfile' (did you mean 'tls.cert_file'?)"));
+}
+
+TEST_F(ConfigTest, UnknownTurnKeySuggestsTheRightOne) {
+  EXPECT_THAT(fileErrors("[turn]\nrelam = \"x\"\n"),
+              ElementsAre(at(2, 1) + "unknown key 'turn.relam' (did you mean 'turn.realm'?)"));
+  EXPECT_THAT(fileErrors("[tsl]\nport = 1\n"),
+              ElementsAre(at(1, 1) + "unknown table 'tsl' (did you mean 'tls'?)"));
+  EXPECT_THAT(overrideErrors({"turn.secret=[]"}),
+              ElementsAre("--set turn.secret: unknown key 'turn.secret' (did you mean "
+                          "'turn.secrets'?)"));
+}
+
+TEST_F(ConfigTest, CidrErrors) {
+  const auto errors = fileErrors(R"([turn]
+allowed_peers = ["10.0.0.0/33", "::1/129", "nope/8", "10.0.0.0/", "10.0.0.0/x", "10.0.0.0/-1"]
+denied_peers = ["10.0.0.0/8/8", "", "0.0.0.0/0", "::/0"]
+)");
+  const std::string v4 = "the prefix length must be 0 to 32 for IPv4";
+  const std::string bad = "expected ADDRESS/LENGTH, e.g. \"10.0.0.0/8\" or \"::1/128\"";
+  EXPECT_THAT(
+      errors,
+      ElementsAre(at(2, 18) +
+                      "turn.allowed_peers[0]: \"10.0.0.0/33\" is not an address "
+                      "range: " +
+                      v4,
+                  at(2, 33) + "turn.allowed_peers[1]: \"::1/129\" is not an address "
+                              "range: the prefix length must be 0 to 128 for IPv6",
+                  at(2, 44) + "turn.allowed_peers[2]: \"nope/8\" is not an address range: " + bad,
+                  at(2, 54) +
+                      "turn.allowed_peers[3]: \"10.0.0.0/\" is not an address "
+                      "range: " +
+                      v4,
+                  at(2, 67) +
+                      "turn.allowed_peers[4]: \"10.0.0.0/x\" is not an address "
+                      "range: " +
+                      v4,
+                  at(2, 81) +
+                      "turn.allowed_peers[5]: \"10.0.0.0/-1\" is not an address "
+                      "range: " +
+                      v4,
+                  at(3, 17) +
+                      "turn.denied_peers[0]: \"10.0.0.0/8/8\" is not an address "
+                      "range: " +
+                      v4,
+                  at(3, 33) + "turn.denied_peers[1]: \"\" is not an address range: " + bad));
+}
+
+TEST_F(ConfigTest, CidrParse) {
+  EXPECT_EQ(Cidr::parse("10.1.2.3/8"), (Cidr{ip("10.1.2.3"), 8}));  // host bits may be set
+  EXPECT_EQ(Cidr::parse("0.0.0.0/0"), (Cidr{ip("0.0.0.0"), 0}));
+  EXPECT_EQ(Cidr::parse("2001:db8::/32"), (Cidr{ip("2001:db8::"), 32}));
+  EXPECT_EQ(Cidr::parse("::1"), (Cidr{ip("::1"), 128}));
+  EXPECT_EQ(Cidr::parse("192.0.2.1"), (Cidr{ip("192.0.2.1"), 32}));
+  EXPECT_EQ(Cidr::parse("192.0.2.1/32")->toString(), "192.0.2.1/32");
+  EXPECT_EQ(Cidr::parse("::ffff:0:0/96")->toString(), "::ffff:0.0.0.0/96");
+  for (const char* bad : {"", "/8", "1.2.3.4/33", "1.2.3.4/ 8", "1.2.3.4/0008", "[::1]/128",
+                          "::1/200", "10.0.0.0/8 "}) {
+    std::string error;
+    EXPECT_FALSE(Cidr::parse(bad, &error)) << bad;
+    EXPECT_FALSE(error.empty()) << bad;
+  }
+}
+
+TEST_F(ConfigTest, UsersTableErrors) {
+  const auto errors = fileErrors(R"([turn]
+users = [
+  { name = "alice" },
+  { password = "pw" },
+  { name = "alice", password = "pw" },
+  "bob:pw",
+  { name = 7, password = 8 },
+  { name = "carol", pasword = "pw", password = "pw" },
+  { name = "", password = "" },
+  { name = "alice", password = "pw" },
+]
+)");
+  EXPECT_THAT(errors,
+              ElementsAre(at(3, 3) + "turn.users[0]: missing 'password'",
+                          at(4, 3) + "turn.users[1]: missing 'name'",
+                          at(6, 3) + "turn.users[3]: expected a table { name = \"...\", password = "
+                                     "\"...\" }, got string",
+                          at(7, 12) + "turn.users[4].name: expected a string, got integer",
+                          at(7, 26) + "turn.users[4].password: expected a string, got integer",
+                          at(8, 21) + "unknown key 'turn.users[5].pasword' (did you mean "
+                                      "'turn.users[5].password'?)"));
+  // Once the shapes are right, the values are checked: the first pass stops at the shapes.
+  EXPECT_THAT(fileErrors(R"([turn]
+users = [
+  { name = "alice", password = "pw" },
+  { name = "", password = "" },
+  { name = "alice", password = "pw2" },
+  { name = ")" + std::string(513, 'x') +
+                         R"(", password = "pw" },
+]
+)"),
+              ElementsAre(at(4, 12) + "turn.users[1].name: must be 1 to 512 bytes, got 0",
+                          at(4, 27) + "turn.users[1].password: must not be empty",
+                          at(5, 12) + "turn.users[2].name: user \"alice\" is listed twice (also "
+                                      "turn.users[0])",
+                          at(6, 12) + "turn.users[3].name: must be 1 to 512 bytes, got 513"));
+  EXPECT_THAT(overrideErrors({"turn.users=[{name=\"a\"}]"}),
+              ElementsAre("--set turn.users: turn.users[0]: missing 'password'"));
+  EXPECT_TRUE(loadConfig(
+      std::nullopt, {"turn.users=[{name=\"" + std::string(512, 'x') + "\", password=\"p\"}]"}));
+}
+
+TEST_F(ConfigTest, SecretsErrorsNeverShowTheSecret) {
+  const auto errors = fileErrors(R"([turn]
+secrets = ["short-secret", "0123456789abcdef", "caf\u00e9caf\u00e9caf\u00e9xyz", 42]
+)");
+  EXPECT_THAT(errors, ElementsAre(at(2, 82) + "turn.secrets[3]: expected a string, got integer"));
+  const auto shortOnes = fileErrors(R"([turn]
+secrets = ["short-secret", "0123456789abcdef", "caf\u00e9caf\u00e9caf\u00e9xyz"]
+)");
+  EXPECT_THAT(shortOnes,
+              ElementsAre(at(2, 12) + "turn.secrets[0]: must be at least 16 characters, got 12",
+                          at(2, 48) + "turn.secrets[2]: must be at least 16 characters, got 15"));
+  for (const auto& line : shortOnes) {
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("short-secret")));
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("caf")));
+  }
+}
+
+TEST_F(ConfigTest, TurnCrossFieldRules) {
+  EXPECT_THAT(fileErrors("[turn]\ndefault_lifetime_seconds = 1200\nmax_lifetime_seconds = 900\n"),
+              ElementsAre(at(3, 24) + "turn.max_lifetime_seconds: must be at least "
+                                      "turn.default_lifetime_seconds (1200), got 900"));
+  EXPECT_TRUE(loadConfig(write("[turn]\ndefault_lifetime_seconds = 3600\n"), {}));
+  // The default max (3600) against a file value: points at the value in the file.
+  EXPECT_THAT(fileErrors("[turn]\ndefault_lifetime_seconds = 3600\nmax_lifetime_seconds = 60\n"),
+              ElementsAre(at(3, 24) + "turn.max_lifetime_seconds: must be at least "
+                                      "turn.default_lifetime_seconds (3600), got 60"));
+  EXPECT_THAT(fileErrors("[turn]\nrelay_port_min = 60000\nrelay_port_max = 50000\n"),
+              ElementsAre(at(2, 18) + "turn.relay_port_min: must not be greater than "
+                                      "turn.relay_port_max (60000 > 50000)"));
+  EXPECT_THAT(overrideErrors({"turn.relay_port_max=2000"}),
+              ElementsAre("--set turn.relay_port_max: turn.relay_port_min: must not be greater "
+                          "than turn.relay_port_max (49152 > 2000)"));
+  EXPECT_THAT(fileErrors("[turn]\nrealm = \"\"\n"),
+              ElementsAre(at(2, 9) + "turn.realm: must be 1 to 127 characters and at most 763 "
+                                     "bytes (RFC 8489 section 14.9)"));
+  EXPECT_TRUE(loadConfig(std::nullopt, {"turn.realm=\"" + std::string(127, 'r') + "\""}));
+  EXPECT_EQ(overrideErrors({"turn.realm=\"" + std::string(128, 'r') + "\""}).size(), 1u);
+  EXPECT_THAT(fileErrors("[server]\ndata_dir = \"\"\n"),
+              ElementsAre(at(2, 12) + "server.data_dir: must not be empty (\".\" is the working "
+                                      "directory)"));
+}
+
+TEST_F(ConfigTest, RelayAddressRules) {
+  // 0.0.0.0 cannot be the relay address: one must be named, or TURN turned off.
+  EXPECT_THAT(fileErrors("[stun]\nlisten = [\"::1\", \"0.0.0.0\", \"192.0.2.1\"]\n"),
+              ElementsAre(at(2, 10) + "turn.relay_address: required when turn.enabled is true "
+                                      "and the first IPv4 stun.listen address is 0.0.0.0: name "
+                                      "the IPv4 address relay sockets bind to (or set "
+                                      "turn.enabled = false)"));
+  EXPECT_THAT(overrideErrors({"stun.listen=[\"::1\"]"}),
+              ElementsAre("--set stun.listen: turn.relay_address: required when turn.enabled is "
+                          "true and stun.listen has no IPv4 address: name the IPv4 address relay "
+                          "sockets bind to, or set turn.relay_address_v6 (or set turn.enabled = "
+                          "false)"));
+  EXPECT_TRUE(loadConfig(std::nullopt, {"stun.listen=[\"0.0.0.0\"]", "turn.enabled=false"}));
+  EXPECT_TRUE(loadConfig(std::nullopt, {"stun.listen=[\"::1\"]", "turn.relay_address_v6=::1"}));
+  {
+    const auto config =
+        loadConfig(std::nullopt, {"stun.listen=[\"0.0.0.0\"]", "turn.relay_address=192.0.2.5"});
+    ASSERT_TRUE(config) << config.error().toString();
+    EXPECT_EQ(config->relayAddressV4(), ip("192.0.2.5"));
+  }
+  {
+    const auto config = loadConfig(std::nullopt, {"stun.listen=[\"::1\", \"192.0.2.7\"]"});
+    ASSERT_TRUE(config) << config.error().toString();
+    EXPECT_EQ(config->relayAddressV4(), ip("192.0.2.7"));
+  }
+  EXPECT_THAT(
+      fileErrors(R"([turn]
+relay_address = "2001:db8::1"
+relay_address_v6 = "192.0.2.1"
+external_address = "0.0.0.0"
+external_address_v6 = "2001:db8::9"
+)"),
+      ElementsAre(at(2, 17) + "turn.relay_address: 2001:db8::1 is not an IPv4 address (IPv6 "
+                              "addresses go in turn.relay_address_v6)",
+                  at(3, 20) + "turn.relay_address_v6: 192.0.2.1 is not an IPv6 address (IPv4 "
+                              "addresses go in turn.relay_address)",
+                  at(4, 20) + "turn.external_address: 0.0.0.0 is not a concrete address"));
+  EXPECT_THAT(fileErrors("[turn]\nexternal_address_v6 = \"2001:db8::9\"\n"),
+              ElementsAre(at(2, 23) + "turn.external_address_v6: needs turn.relay_address_v6 to "
+                                      "advertise it for"));
+  EXPECT_THAT(fileErrors("[turn]\nrelay_address = \"0.0.0.0\"\nrelay_address_v6 = \"::\"\n"),
+              ElementsAre(at(2, 17) + "turn.relay_address: 0.0.0.0 is not a concrete address",
+                          at(3, 20) + "turn.relay_address_v6: :: is not a concrete address"));
+  EXPECT_THAT(overrideErrors({"stun.listen=[\"0.0.0.0\"]", "turn.enabled=false",
+                              "turn.external_address=203.0.113.1"}),
+              ElementsAre("--set turn.external_address: needs an IPv4 relay address "
+                          "(turn.relay_address) to advertise it for"));
+  EXPECT_TRUE(loadConfig(std::nullopt, {"turn.relay_address=\"\"",
+                                        "turn.external_address="
+                                        "\"203.0.113.1\""}));
+}
+
+TEST_F(ConfigTest, TlsRules) {
+  EXPECT_THAT(fileErrors("[tls]\ncert_file = \"c.pem\"\n"),
+              ElementsAre(at(2, 13) + "tls.key_file: must be set when tls.cert_file is (set both "
+                                      "or neither)"));
+  EXPECT_THAT(overrideErrors({"tls.key_file=k.pem"}),
+              ElementsAre("--set tls.key_file: tls.cert_file: must be set when tls.key_file is "
+                          "(set both or neither)"));
+  EXPECT_THAT(fileErrors("[stun]\nport = 5000\n[tls]\nport = 5000\n"),
+              ElementsAre(at(4, 8) + "tls.port: must differ from stun.port (both are 5000)"));
+  EXPECT_TRUE(loadConfig(std::nullopt, {"stun.port=0", "tls.port=0"}));  // both free ports
+  EXPECT_TRUE(loadConfig(std::nullopt, {"tls.port=3478", "tls.enabled=false", "tls.dtls=false"}));
+}
+
+Config turnConfig() {
+  Config config;
+  config.server.dataDir = "/var/lib/parley data";
+  TurnConfig& turn = config.turn;
+  turn.realm = "r\xc3\xa9\"alm";
+  turn.nonceLifetimeSeconds = 30;
+  turn.defaultLifetimeSeconds = 3600;
+  turn.maxLifetimeSeconds = 86'400;
+  turn.permissionLifetimeSeconds = 3600;
+  turn.channelLifetimeSeconds = 60;
+  turn.maxAllocations = 1'000'000;
+  turn.maxAllocationsPerUser = 1;
+  turn.maxPermissionsPerAllocation = 1;
+  turn.bandwidthPerAllocationKbps = 0;
+  turn.relayAddress = ip("192.0.2.1");
+  turn.relayAddressV6 = ip("2001:db8::1");
+  turn.externalAddress = ip("203.0.113.1");
+  turn.externalAddressV6 = ip("2001:db8:1::1");
+  turn.relayPortMin = 1024;
+  turn.relayPortMax = 1024;
+  turn.allowedPeers = {{ip("127.0.0.1"), 8}, {ip("::1"), 128}};
+  turn.deniedPeers = {{ip("0.0.0.0"), 0}};
+  turn.relaySocketBufferBytes = 67'108'864;
+  turn.unauthenticatedPerSecond = 1;
+  config.tls = {false, false, 0, "/etc/parley/c.pem", "/etc/parley/k.pem"};
+  return config;
+}
+
+TEST_F(ConfigTest, ToTomlRoundTripsTurnAndTls) {
+  for (Config config : {turnConfig(), Config{}}) {
+    config.turn.enabled = !config.turn.enabled;
+    for (int i = 0; i < 2; ++i) {
+      config.turn.enabled = !config.turn.enabled;
+      ASSERT_TRUE(config.validate().empty()) << config.validate().toString();
+      const std::string text = toToml(config);
+      const auto loaded = loadConfig(write(text), {});
+      ASSERT_TRUE(loaded) << loaded.error().toString() << text;
+      EXPECT_EQ(*loaded, config) << text;
+    }
+  }
+}
+
+TEST_F(ConfigTest, ToTomlRedactsPasswordsAndSecrets) {
+  const Config config = configWithCredentials();
+  ASSERT_TRUE(config.validate().empty()) << config.validate().toString();
+  const std::string text = toToml(config);
+  for (const char* secret : kSecrets) {
+    EXPECT_THAT(text, ::testing::Not(HasSubstr(secret))) << text;
+  }
+  EXPECT_THAT(text, HasSubstr("users = [\n  { name = \"alice\", password = \"<redacted>\" },\n"
+                              "  { name = \"bob\", password = \"<redacted>\" },\n]\n"));
+  EXPECT_THAT(text, HasSubstr("secrets = [\"<redacted>\", \"<redacted>\"]\n"));
+  EXPECT_THAT(text, HasSubstr("passwords are not printed"));
+  // Reading the printed text back names every placeholder instead of using it as a password.
+  path_ = write(text);
+  const auto errors = errorsOf(loadConfig(path_, {}));
+  ASSERT_EQ(errors.size(), 4u);
+  EXPECT_THAT(errors[0], HasSubstr("turn.users[0].password: is the placeholder \"<redacted>\" "
+                                   "that 'parley config print' writes; put the real password "
+                                   "here"));
+  EXPECT_THAT(errors[3], HasSubstr("turn.secrets[1]: is the placeholder"));
+  // Names, the rest of the config and its shape survive.
+  Config redacted = config;
+  for (auto& user : redacted.turn.users)
+    user.password = std::string(kRedacted);
+  for (auto& secret : redacted.turn.secrets)
+    secret = std::string(kRedacted);
+  EXPECT_EQ(toToml(redacted), text);
+}
+
+TEST_F(ConfigTest, NoErrorMessageShowsAPasswordOrSecret) {
+  // Every way a credential can be wrong, from the file and from overrides.
+  const std::string file = std::string(R"([turn]
+secrets = ["s3cret", "0123456789abcdef-rest", "0123456789abcdef-rest"]
+users = [{ name = "alice", password = "s3cret-password-alice", extra = "s3cret-x" },
+         { name = "alice", password = "s3cret-password-alice" }]
+realm = ""
+)");
+  std::vector<std::string> all = fileErrors(file);
+  const auto overrides = overrideErrors({"turn.secrets=[\"s3cret\"]",
+                                         "turn.users=[{name=\"\", password=\"s3cret-pw\"}]",
+                                         "turn.secrets=s3cret-bare",
+                                         "turn.users=[{name=\"x\", password=\"s3cret-pw\"}, "
+                                         "{name=\"x\", password=\"s3cret-pw\"}]"});
+  all.insert(all.end(), overrides.begin(), overrides.end());
+  const auto duplicate = fileErrors(R"([turn]
+users = [{ name = "alice", password = "s3cret-one" }, { name = "alice", password = "s3cret-two" }]
+secrets = ["s3cret-short"]
+)");
+  all.insert(all.end(), duplicate.begin(), duplicate.end());
+  ASSERT_GE(all.size(), 6u);
+  for (const auto& line : all) {
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("s3cret"))) << line;
+  }
+}
+
+TEST_F(ConfigTest, ValidateReportsTurnAndTlsProblems) {
+  Config config;
+  config.server.dataDir.clear();
+  config.stun.listen = {ip("0.0.0.0")};
+  config.turn.realm.clear();
+  config.turn.users = {{"", "pw"}};
+  config.turn.secrets = {"short"};
+  config.turn.maxLifetimeSeconds = 60;
+  config.turn.relayPortMin = 80;
+  config.turn.allowedPeers = {{ip("10.0.0.0"), 33}};
+  config.turn.deniedPeers = {{ip("::"), 129}};
+  config.turn.bandwidthPerAllocationKbps = 100'000'001;
+  config.tls.certFile = "c.pem";
+  config.tls.port = 3478;
+  std::vector<std::string> keys;
+  for (const auto& error : config.validate().errors)
+    keys.push_back(error.key);
+  EXPECT_THAT(keys,
+              ElementsAre("server.data_dir", "turn.realm", "turn.users[0].name", "turn.secrets[0]",
+                          "turn.max_lifetime_seconds", "turn.bandwidth_per_allocation_kbps",
+                          "turn.relay_address", "turn.relay_port_min", "turn.allowed_peers[0]",
+                          "turn.denied_peers[0]", "tls.key_file", "tls.port"));
 }
 
 TEST_F(ConfigTest, ErrorToString) {

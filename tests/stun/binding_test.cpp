@@ -188,7 +188,7 @@ TEST_F(BindingTest, ResponsePortAndPaddingPerRfc5780) {
   // PADDING beyond the bound: 400, never a large response.
   context.transport = Transport::Udp;
   const std::vector<std::uint8_t> tooMuch(kMaxPadding + 4, 0);
-  std::array<std::uint8_t, 2048> bigBuffer{};
+  std::array<std::uint8_t, 4096> bigBuffer{};
   MessageBuilder bigBuilder(bigBuffer, 0x0001, kId);
   bigBuilder.addAttribute(attr::kPadding, tooMuch);
   const auto bigBytes = *bigBuilder.finish();

@@ -41,6 +41,9 @@ struct ConfigErrors {
 
 struct ServerConfig {
   unsigned threads = 0;  // worker threads per server; 0 = number of CPU cores
+  // Generated state (self-signed certificate, generated TURN secret); relative paths are
+  // relative to the working directory. Never empty.
+  std::string dataDir = "parley-data";
 
   friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };
@@ -63,10 +66,80 @@ struct StunConfig {
   friend bool operator==(const StunConfig&, const StunConfig&) = default;
 };
 
+// An address range: "10.0.0.0/8", "::1/128"; a bare address means the full prefix length.
+// Host bits need not be zero. The app turns it into a turn::Cidr.
+struct Cidr {
+  IpAddress network;
+  unsigned prefixLength = 0;  // 0-32 for IPv4, 0-128 for IPv6
+
+  // "ADDRESS/LENGTH" or a bare address; nullopt with `error` set when malformed.
+  static std::optional<Cidr> parse(std::string_view text, std::string* error = nullptr);
+  std::string toString() const;  // "10.0.0.0/8"
+  friend bool operator==(const Cidr&, const Cidr&) = default;
+};
+
+// A TURN long-term credential (RFC 8489 section 9.2). The password is a secret: toToml()
+// and error messages never show it.
+struct TurnUser {
+  std::string name;      // 1-512 bytes, unique
+  std::string password;  // not empty
+
+  friend bool operator==(const TurnUser&, const TurnUser&) = default;
+};
+
+// The TURN relay (RFC 8656) on the STUN listeners.
+struct TurnConfig {
+  bool enabled = true;
+  std::string realm = "parley";  // 1-127 characters, at most 763 bytes
+  std::vector<TurnUser> users;
+  // TURN REST API shared secrets (several for rotation), each at least 16 characters. Secrets.
+  std::vector<std::string> secrets;
+  unsigned nonceLifetimeSeconds = 600;                // 30-86400
+  unsigned defaultLifetimeSeconds = 600;              // 60-3600
+  unsigned maxLifetimeSeconds = 3600;                 // >= default, <= 86400
+  unsigned permissionLifetimeSeconds = 300;           // 30-3600
+  unsigned channelLifetimeSeconds = 600;              // 60-3600
+  unsigned maxAllocations = 10'000;                   // total, 1-1000000
+  unsigned maxAllocationsPerUser = 10;                // 1-10000
+  unsigned maxPermissionsPerAllocation = 64;          // 1-1000
+  std::uint64_t bandwidthPerAllocationKbps = 20'000;  // 0 = unlimited
+  // IPv4 relay bind address; none = the first IPv4 stun.listen address if it is concrete
+  // (see relayAddressV4()).
+  std::optional<IpAddress> relayAddress;
+  std::optional<IpAddress> relayAddressV6;     // none: IPv6 allocations get 440
+  std::optional<IpAddress> externalAddress;    // advertised behind 1:1 NAT; none = relay address
+  std::optional<IpAddress> externalAddressV6;  // likewise for IPv6
+  std::uint16_t relayPortMin = 49152;          // 1024-65535, min <= max
+  std::uint16_t relayPortMax = 65535;
+  std::vector<Cidr> allowedPeers;             // override the built-in deny list
+  std::vector<Cidr> deniedPeers;              // added to the built-in deny list
+  unsigned relaySocketBufferBytes = 1 << 20;  // 65536-67108864
+  unsigned unauthenticatedPerSecond = 10;     // 401 answers per second per source IP
+
+  friend bool operator==(const TurnConfig&, const TurnConfig&) = default;
+};
+
+// TURN over TLS and DTLS (RFC 8656 section 3.1).
+struct TlsConfig {
+  bool enabled = true;        // TLS on `port` (TCP)
+  bool dtls = true;           // DTLS on `port` (UDP)
+  std::uint16_t port = 5349;  // 0 picks a free port (tests)
+  std::string certFile;       // PEM chain; "" = self-signed, created in server.data_dir
+  std::string keyFile;        // PEM private key; set both or neither
+
+  friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
+};
+
 struct Config {
   ServerConfig server;
   log::Options log;  // [log] level/format, [log.modules] -> moduleLevels
   StunConfig stun;
+  TurnConfig turn;
+  TlsConfig tls;
+
+  // The IPv4 address relay sockets bind to: turn.relay_address, else the first IPv4
+  // stun.listen address unless it is 0.0.0.0; nullopt when neither gives one.
+  std::optional<IpAddress> relayAddressV4() const;
 
   // Every semantic problem (ranges, cross-field rules, level names), keyed by TOML key path,
   // with `where` left empty. loadConfig() fills in `where`.
@@ -76,7 +149,11 @@ struct Config {
 };
 
 // The module names [log.modules] accepts.
-inline constexpr std::string_view kLogModules[] = {"app", "config", "net", "stun"};
+inline constexpr std::string_view kLogModules[] = {"app", "config", "net", "stun", "tls", "turn"};
+
+// What toToml() prints instead of a TURN password or secret. loadConfig() rejects it, so a
+// printed config is never silently used with a placeholder credential.
+inline constexpr std::string_view kRedacted = "<redacted>";
 
 // Reads `file` (or starts from the defaults when there is none), applies each override
 // "key.path=TOML_VALUE" in order, then converts and validates. A value that is not valid TOML
@@ -90,7 +167,8 @@ std::optional<std::filesystem::path> resolveConfigPath(
     const std::optional<std::filesystem::path>& explicitFile);
 
 // The complete effective config as TOML, every key with a comment line above it; loadConfig()
-// reads it back to an equal Config.
+// reads it back to an equal Config, except that TURN passwords and secrets are printed as
+// kRedacted (never the secret itself).
 std::string toToml(const Config& config);
 
 // `text` as a TOML basic string, quotes included; for building overrides from plain values.

@@ -13,8 +13,29 @@
 
 #include <parley/base/endpoint.hpp>
 #include <parley/net/counters.hpp>
+#include <parley/turn/peer_filter.hpp>
+#include <parley/turn/server.hpp>
 
 namespace parley::net {
+
+// The TURN relay (RFC 8656) on the same listeners. Disabled: STUN only.
+struct TurnRelayOptions {
+  bool enabled = false;
+  turn::Options protocol;                // realm, credentials, lifetimes, quotas per allocation
+  std::vector<turn::Cidr> allowedPeers;  // override the built-in deny list (tests: loopback)
+  std::vector<turn::Cidr> deniedPeers;
+  // Addresses relay sockets bind to, per family; none for a family means 440 for it.
+  std::optional<IpAddress> relayAddressV4;
+  std::optional<IpAddress> relayAddressV6;
+  // Advertised instead of the bound address behind a 1:1 NAT (XOR-RELAYED-ADDRESS).
+  std::optional<IpAddress> externalAddressV4;
+  std::optional<IpAddress> externalAddressV6;
+  std::uint16_t relayPortMin = 49152;
+  std::uint16_t relayPortMax = 65535;
+  std::size_t maxAllocationsTotal = 10'000;
+  // Relay socket buffers: a key-frame burst of a 2 Mbit/s stream (~250 KB) must fit.
+  int relaySocketBufferBytes = 1 << 20;
+};
 
 struct StunServerOptions {
   std::vector<IpAddress> listenAddresses;  // each gets UDP and/or TCP on `port`
@@ -30,6 +51,7 @@ struct StunServerOptions {
   std::chrono::milliseconds tcpIdleTimeout{30'000};  // no complete message for this long: close
   std::size_t tcpMaxConnections = 10'000;            // across all workers
   std::size_t tcpMaxMessageSize = 65'535 + 20;       // larger framed messages close the stream
+  TurnRelayOptions turn;                             // disabled by default: STUN only
 };
 
 // Thrown by start() when a socket cannot be bound; what() names the address and port.
@@ -56,6 +78,12 @@ class StunServer {
 
   // Totals over all workers; cheap relaxed reads, for /metrics and tests.
   StunCounters counters() const;
+  // Replaces the TURN long-term users and REST secrets in every worker (SIGHUP reload);
+  // allocations made with old credentials keep running until they expire.
+  void updateCredentials(std::vector<std::pair<std::string, std::string>> users,
+                         std::vector<std::string> restSecrets);
+  // TURN totals over all workers, as of each worker's last tick (about once a second).
+  turn::Counters turnCounters() const;
 
  private:
   struct Impl;

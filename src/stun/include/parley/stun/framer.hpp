@@ -13,6 +13,13 @@ namespace parley::stun {
 
 enum class FrameKind : std::uint8_t { Stun, ChannelData };
 
+// ChannelData starts with the channel number: RFC 8656 §12 assigns 0x4000-0x4FFF, but RFC 5766
+// allowed 0x4000-0x7FFF and coturn's clients (and coturn) still use the whole range, so the
+// first byte of ChannelData is 0x40-0x7F (first two bits 01, RFC 5766 §11).
+constexpr bool isChannelDataFirstByte(std::uint8_t b) {
+  return b >= 0x40 && b <= 0x7F;
+}
+
 struct Frame {
   FrameKind kind = FrameKind::Stun;
   Bytes bytes;  // the whole message, without stream padding

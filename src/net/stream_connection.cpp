@@ -1,0 +1,138 @@
+#include "stream_connection.hpp"
+#include <algorithm>
+#include <cstring>
+
+#include <parley/stun/framer.hpp>
+
+#include "socket_address.hpp"
+#include "worker.hpp"
+
+namespace parley::net {
+
+namespace {
+constexpr std::size_t kInitialBuffer = 2048;
+// Queued bytes toward a client that does not read; past this, more is dropped, not buffered.
+constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
+}  // namespace
+
+StreamConnection::StreamConnection(Worker& worker, asio::ip::tcp::socket socket,
+                                   turn::Transport transport)
+    : worker_(worker),
+      socket_(std::move(socket)),
+      idleTimer_(worker.context()),
+      input_(kInitialBuffer) {
+  boost::system::error_code error;
+  const auto remote = socket_.remote_endpoint(error);
+  if (!error) tuple_.client = fromSockaddr(remote.data());
+  // On a wildcard listener the connection's own local address is the precise one.
+  const auto local = socket_.local_endpoint(error);
+  if (!error) tuple_.server = fromSockaddr(local.data());
+  tuple_.transport = transport;
+}
+
+StreamConnection::~StreamConnection() {
+  worker_.tcpConnections().fetch_sub(1);
+}
+
+void StreamConnection::start() {
+  boost::system::error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  worker_.registerStream(tuple_, weak_from_this());
+  armIdleTimer();
+  read();
+}
+
+void StreamConnection::armIdleTimer() {
+  idleTimer_.expires_after(worker_.idleTimeoutFor(tuple_));
+  idleTimer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    if (error || self->closed_) return;  // re-armed or cancelled
+    self->worker_.counters().tcpTimedOut.add();
+    self->close();
+  });
+}
+
+void StreamConnection::read() {
+  if (filled_ == input_.size()) {
+    // Grow toward the message limit only when a frame really needs it.
+    const std::size_t limit = worker_.options().tcpMaxMessageSize + 4;
+    input_.resize(std::min(limit, input_.size() * 2));
+  }
+  socket_.async_read_some(
+      asio::buffer(input_.data() + filled_, input_.size() - filled_),
+      [self = shared_from_this()](const boost::system::error_code& error, std::size_t bytes) {
+        if (error) {
+          self->close();
+          return;
+        }
+        self->onRead(bytes);
+      });
+}
+
+void StreamConnection::onRead(std::size_t bytes) {
+  filled_ += bytes;
+  if (!handleFrames()) {
+    worker_.counters().tcpClosedForError.add();
+    close();
+    return;
+  }
+  if (!closed_) read();
+}
+
+bool StreamConnection::handleFrames() {
+  const std::size_t limit = worker_.options().tcpMaxMessageSize;
+  std::size_t offset = 0;
+  while (!closed_) {
+    const auto result = stun::nextFrame(stun::Bytes(input_.data() + offset, filled_ - offset),
+                                        limit, worker_.streamAcceptsChannelData(tuple_));
+    if (result.status == stun::FrameStatus::NeedMore) break;
+    if (result.status != stun::FrameStatus::Complete) return false;
+    offset += result.consumed;
+    worker_.counters().tcpReceived.add();
+    if (!worker_.onStreamFrame(*this, tuple_, result.frame.bytes,
+                               result.frame.kind == stun::FrameKind::ChannelData)) {
+      return false;
+    }
+    armIdleTimer();  // a complete, valid frame: the peer is alive
+  }
+  // A frame that does not fit even the grown buffer exceeds the limit.
+  if (offset == 0 && filled_ == input_.size() && input_.size() >= limit + 4) return false;
+  std::memmove(input_.data(), input_.data() + offset, filled_ - offset);
+  filled_ -= offset;
+  return true;
+}
+
+bool StreamConnection::send(std::span<const std::uint8_t> bytes) {
+  if (closed_) return false;
+  if (pending_.size() + bytes.size() > kMaxQueuedBytes) return false;
+  pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+  if (!writeInFlight_) write();
+  return true;
+}
+
+void StreamConnection::write() {
+  std::swap(writing_, pending_);
+  pending_.clear();
+  writeInFlight_ = true;
+  asio::async_write(
+      socket_, asio::buffer(writing_),
+      [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
+        self->writeInFlight_ = false;
+        if (error) {
+          self->close();
+          return;
+        }
+        if (!self->pending_.empty() && !self->closed_) self->write();
+      });
+}
+
+void StreamConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  idleTimer_.cancel();
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  worker_.streamClosed(tuple_);
+}
+
+}  // namespace parley::net

@@ -1,0 +1,52 @@
+// A client's TCP (later TLS) connection to the STUN/TURN listener. It cuts the byte stream
+// into frames (RFC 8489 §6.2.2, RFC 8656 §12.5) and hands them to its worker; it lives as
+// long as a read, a write or its timer holds it (Beast's session pattern).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include <boost/asio.hpp>
+
+#include <parley/turn/types.hpp>
+
+namespace parley::net {
+
+namespace asio = boost::asio;
+class Worker;
+
+class StreamConnection : public std::enable_shared_from_this<StreamConnection> {
+ public:
+  StreamConnection(Worker& worker, asio::ip::tcp::socket socket, turn::Transport transport);
+  ~StreamConnection();
+  StreamConnection(const StreamConnection&) = delete;
+  StreamConnection& operator=(const StreamConnection&) = delete;
+
+  void start();
+  // Queues bytes for the client. false (nothing queued) when the client does not read and
+  // the queue is at its limit: the caller drops, as UDP would.
+  bool send(std::span<const std::uint8_t> bytes);
+  void close();
+  const turn::FiveTuple& tuple() const { return tuple_; }
+
+ private:
+  void read();
+  void onRead(std::size_t bytes);
+  bool handleFrames();  // false: close
+  void write();
+  void armIdleTimer();
+
+  Worker& worker_;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer idleTimer_;
+  turn::FiveTuple tuple_;
+  std::vector<std::uint8_t> input_;
+  std::size_t filled_ = 0;
+  std::vector<std::uint8_t> writing_;  // in flight
+  std::vector<std::uint8_t> pending_;  // queued behind it
+  bool writeInFlight_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace parley::net

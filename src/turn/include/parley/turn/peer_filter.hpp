@@ -1,0 +1,36 @@
+// Which peer addresses a relay may send to. Safe by default: nothing internal.
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <parley/base/endpoint.hpp>
+
+namespace parley::turn {
+
+struct Cidr {
+  IpAddress network;
+  unsigned prefixLength = 0;
+  // "10.0.0.0/8", "::1/128", or a bare address (full length). nullopt when malformed.
+  static std::optional<Cidr> parse(std::string_view text);
+  bool contains(const IpAddress& address) const;
+};
+
+class PeerFilter {
+ public:
+  // `allowed` overrides the built-in deny list and `denied`; `denied` adds to the built-in list.
+  PeerFilter(std::vector<Cidr> allowed = {}, std::vector<Cidr> denied = {});
+  // RFC 8656 §21.1 and the product's safe default: no loopback, RFC 1918, CGNAT 100.64/10,
+  // link-local (169.254/16 incl. 169.254.169.254), multicast, 0/8, broadcast, IPv6 loopback,
+  // unspecified, ULA fc00::/7, link-local fe80::/10, multicast ff00::/8, and the IPv4-mapped
+  // (::ffff:0:0/96), IPv4-compatible (::/96), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) forms
+  // of any forbidden IPv4 address. Explicitly allowed ranges win.
+  bool isAllowed(const IpAddress& peer) const;
+
+ private:
+  std::vector<Cidr> allowed_;
+  std::vector<Cidr> denied_;
+};
+
+}  // namespace parley::turn
