@@ -10,6 +10,8 @@
 #include <parley/base/log.hpp>
 #include <parley/config/config.hpp>
 #include <parley/net/stun_server.hpp>
+#include <parley/tls/certificate.hpp>
+#include <parley/tls/context.hpp>
 #include <parley/version.hpp>
 
 #include "commands.hpp"
@@ -102,6 +104,17 @@ void logTurn(const net::StunServerOptions& options, const Credentials& credentia
                credentials.users.size(), credentials.secrets.size());
 }
 
+// The certificate for TURN over TLS/DTLS: the configured files, else a self-signed one in the
+// data directory for the listen addresses and "localhost". Throws with the reason.
+tls::CertificatePaths certificatePaths(const config::Config& config) {
+  if (!config.tls.certFile.empty()) return {config.tls.certFile, config.tls.keyFile};
+  std::vector<std::string> names{"localhost"};
+  for (const IpAddress& address : config.stun.listen) {
+    if (!address.isUnspecified()) names.push_back(address.toString());
+  }
+  return tls::ensureSelfSigned(config.server.dataDir, names);
+}
+
 // SIGHUP: re-read the file with the same flags and hand the new credentials to the server;
 // on any problem keep running with the old ones.
 void reloadCredentials(const Source& source, const config::Config& running, Role role,
@@ -152,6 +165,9 @@ int runServer(const ConfigFlags& flags, Role role) {
     printErrors({{{"", "", kRelayNodeNeedsCredentials}}});
     return kExitUsage;
   }
+  // Block SIGINT/SIGTERM/SIGHUP before any slow start-up work (secret, certificate): a signal
+  // that arrives early is then handled by the wait loop instead of killing the process.
+  const sigset_t signals = blockSignals();
   log::configure(config->log);
   const auto logger = log::get("app");
   logger->info("parley {} {}", kVersion, roleName(role));
@@ -175,7 +191,24 @@ int runServer(const ConfigFlags& flags, Role role) {
     options.turn.protocol.restSecrets = credentials.secrets;
   }
 
-  const sigset_t signals = blockSignals();
+  std::optional<tls::CertificatePaths> certificates;
+  if (config->tls.enabled || config->tls.dtls) {
+    try {
+      certificates = certificatePaths(*config);
+      // RFC 7443: "stun.turn" is TURN's ALPN id; clients that send no ALPN are served too.
+      options.tls.contexts = std::make_shared<tls::ContextHolder>(
+          tls::ServerContext::load(*certificates, {"stun.turn"}));
+    } catch (const std::exception& error) {
+      logger->error("TLS: {}", error.what());
+      return kExitRuntime;
+    }
+    options.tls.tls = config->tls.enabled;
+    options.tls.dtls = config->tls.dtls;
+    options.tls.port = config->tls.port;
+    logger->info("tls certificate {} (sha-256 {})", certificates->cert.string(),
+                 options.tls.contexts->current()->fingerprint());
+  }
+
   logger->debug("{} worker threads", options.threads);
   net::StunServer server(options);
   try {
@@ -191,6 +224,12 @@ int runServer(const ConfigFlags& flags, Role role) {
   for (const auto& endpoint : server.tcpEndpoints()) {
     logger->info("listening on stun+tcp {}", endpoint.toString());
   }
+  for (const auto& endpoint : server.tlsEndpoints()) {
+    logger->info("listening on turn+tls {}", endpoint.toString());
+  }
+  for (const auto& endpoint : server.dtlsEndpoints()) {
+    logger->info("listening on turn+dtls {}", endpoint.toString());
+  }
   logTurn(options, credentials, logger);
 
   for (;;) {
@@ -200,6 +239,19 @@ int runServer(const ConfigFlags& flags, Role role) {
       break;
     }
     reloadCredentials(source, *config, role, server, logger);
+    if (certificates) {
+      // New connections get the re-read certificate; established ones keep theirs.
+      try {
+        const auto paths = certificatePaths(*config);
+        if (options.tls.contexts->reload(paths)) {
+          certificates = paths;
+          logger->info("tls certificate reloaded (sha-256 {})",
+                       options.tls.contexts->current()->fingerprint());
+        }
+      } catch (const std::exception& error) {
+        logger->error("SIGHUP: TLS: {}; keeping the old certificate", error.what());
+      }
+    }
   }
   server.stop();
   logger->info("stopped");

@@ -42,15 +42,15 @@ std::uint16_t probe(bool tcp, const Endpoint& endpoint) {
 }
 
 // A port free for every protocol in use on every address; `port` 0 asks for any.
-std::uint16_t reservePort(const StunServerOptions& options, const std::vector<IpAddress>& addresses,
+std::uint16_t reservePort(bool udp, bool tcp, const std::vector<IpAddress>& addresses,
                           std::uint16_t port) {
   constexpr int kAttempts = 20;  // another process may take a port picked for us in between
   for (int attempt = 0;; ++attempt) {
     try {
       std::uint16_t chosen = port;
       for (const IpAddress& address : addresses) {
-        if (options.udp) chosen = probe(false, Endpoint{address, chosen});
-        if (options.tcp) chosen = probe(true, Endpoint{address, chosen});
+        if (udp) chosen = probe(false, Endpoint{address, chosen});
+        if (tcp) chosen = probe(true, Endpoint{address, chosen});
       }
       return chosen;
     } catch (const BindError&) {
@@ -66,7 +66,8 @@ std::vector<SocketSpec> planSockets(const StunServerOptions& options) {
   if (!options.udp && !options.tcp) throw std::invalid_argument("neither UDP nor TCP enabled");
   std::vector<SocketSpec> plan;
   if (!options.alternateAddress) {
-    const std::uint16_t port = reservePort(options, options.listenAddresses, options.port);
+    const std::uint16_t port =
+        reservePort(options.udp, options.tcp, options.listenAddresses, options.port);
     for (const IpAddress& address : options.listenAddresses) {
       plan.push_back(SocketSpec{Endpoint{address, port}, std::nullopt, {-1, -1, -1}});
     }
@@ -82,11 +83,13 @@ std::vector<SocketSpec> planSockets(const StunServerOptions& options) {
     throw std::invalid_argument(
         "the alternate address must be a different, specific address of the same family");
   }
-  const std::uint16_t port = reservePort(options, {primary, alternate}, options.port);
+  const std::uint16_t port =
+      reservePort(options.udp, options.tcp, {primary, alternate}, options.port);
   std::uint16_t alternatePort = options.alternatePort;
   // Keep the two ports distinct even when both are picked for us.
   do {
-    alternatePort = reservePort(options, {primary, alternate}, options.alternatePort);
+    alternatePort =
+        reservePort(options.udp, options.tcp, {primary, alternate}, options.alternatePort);
   } while (alternatePort == port && options.alternatePort == 0);
   if (alternatePort == port) throw std::invalid_argument("alternate port equals the port");
 
@@ -101,6 +104,17 @@ std::vector<SocketSpec> planSockets(const StunServerOptions& options) {
       spec.changed = {2 * ip + (1 - p), 2 * (1 - ip) + p, 2 * (1 - ip) + (1 - p)};
       plan.push_back(spec);
     }
+  }
+  return plan;
+}
+
+std::vector<SocketSpec> planTlsSockets(const StunServerOptions& options) {
+  std::vector<SocketSpec> plan;
+  const TlsListenerOptions& tls = options.tls;
+  if (!tls.tls && !tls.dtls) return plan;
+  const std::uint16_t port = reservePort(tls.dtls, tls.tls, options.listenAddresses, tls.port);
+  for (const IpAddress& address : options.listenAddresses) {
+    plan.push_back(SocketSpec{Endpoint{address, port}, std::nullopt, {-1, -1, -1}});
   }
   return plan;
 }

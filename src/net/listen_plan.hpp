@@ -24,5 +24,7 @@ struct SocketSpec {
 // so another process holding it, even with SO_REUSEPORT, is noticed) or an address is not
 // local. Throws std::invalid_argument when the options contradict each other.
 std::vector<SocketSpec> planSockets(const StunServerOptions& options);
+// The TLS (TCP) and DTLS (UDP) sockets on options.tls.port, one per listen address.
+std::vector<SocketSpec> planTlsSockets(const StunServerOptions& options);
 
 }  // namespace parley::net

@@ -16,18 +16,24 @@ constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
 }  // namespace
 
 StreamConnection::StreamConnection(Worker& worker, asio::ip::tcp::socket socket,
-                                   turn::Transport transport)
+                                   std::shared_ptr<tls::ServerContext> tlsContext)
     : worker_(worker),
       socket_(std::move(socket)),
+      tlsContext_(std::move(tlsContext)),
       idleTimer_(worker.context()),
       input_(kInitialBuffer) {
+  if (tlsContext_) {
+    // asio takes ownership of the SSL object; the SSL_CTX is kept by tlsContext_.
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_,
+                                                                       SSL_new(tlsContext_->tls()));
+  }
   boost::system::error_code error;
   const auto remote = socket_.remote_endpoint(error);
   if (!error) tuple_.client = fromSockaddr(remote.data());
   // On a wildcard listener the connection's own local address is the precise one.
   const auto local = socket_.local_endpoint(error);
   if (!error) tuple_.server = fromSockaddr(local.data());
-  tuple_.transport = transport;
+  tuple_.transport = tls_ ? turn::Transport::Tls : turn::Transport::Tcp;
 }
 
 StreamConnection::~StreamConnection() {
@@ -38,8 +44,29 @@ void StreamConnection::start() {
   boost::system::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   worker_.registerStream(tuple_, weak_from_this());
-  armIdleTimer();
-  read();
+  armIdleTimer();  // also bounds the TLS handshake
+  if (!tls_) {
+    read();
+    return;
+  }
+  tls_->async_handshake(asio::ssl::stream_base::server,
+                        [self = shared_from_this()](const boost::system::error_code& error) {
+                          if (error) {
+                            self->worker_.counters().tcpClosedForError.add();
+                            self->close();
+                            return;
+                          }
+                          self->read();
+                        });
+}
+
+template <typename Handler>
+void StreamConnection::readSome(asio::mutable_buffer buffer, Handler&& handler) {
+  if (tls_) {
+    tls_->async_read_some(buffer, std::forward<Handler>(handler));
+  } else {
+    socket_.async_read_some(buffer, std::forward<Handler>(handler));
+  }
 }
 
 void StreamConnection::armIdleTimer() {
@@ -57,15 +84,14 @@ void StreamConnection::read() {
     const std::size_t limit = worker_.options().tcpMaxMessageSize + 4;
     input_.resize(std::min(limit, input_.size() * 2));
   }
-  socket_.async_read_some(
-      asio::buffer(input_.data() + filled_, input_.size() - filled_),
-      [self = shared_from_this()](const boost::system::error_code& error, std::size_t bytes) {
-        if (error) {
-          self->close();
-          return;
-        }
-        self->onRead(bytes);
-      });
+  readSome(asio::buffer(input_.data() + filled_, input_.size() - filled_),
+           [self = shared_from_this()](const boost::system::error_code& error, std::size_t bytes) {
+             if (error) {
+               self->close();
+               return;
+             }
+             self->onRead(bytes);
+           });
 }
 
 void StreamConnection::onRead(std::size_t bytes) {
@@ -113,16 +139,19 @@ void StreamConnection::write() {
   std::swap(writing_, pending_);
   pending_.clear();
   writeInFlight_ = true;
-  asio::async_write(
-      socket_, asio::buffer(writing_),
-      [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
-        self->writeInFlight_ = false;
-        if (error) {
-          self->close();
-          return;
-        }
-        if (!self->pending_.empty() && !self->closed_) self->write();
-      });
+  auto done = [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
+    self->writeInFlight_ = false;
+    if (error) {
+      self->close();
+      return;
+    }
+    if (!self->pending_.empty() && !self->closed_) self->write();
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(writing_), std::move(done));
+  } else {
+    asio::async_write(socket_, asio::buffer(writing_), std::move(done));
+  }
 }
 
 void StreamConnection::close() {

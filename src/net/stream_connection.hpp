@@ -1,4 +1,4 @@
-// A client's TCP (later TLS) connection to the STUN/TURN listener. It cuts the byte stream
+// A client's TCP or TLS connection to the STUN/TURN listener. It cuts the byte stream
 // into frames (RFC 8489 §6.2.2, RFC 8656 §12.5) and hands them to its worker; it lives as
 // long as a read, a write or its timer holds it (Beast's session pattern).
 #pragma once
@@ -8,7 +8,9 @@
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
+#include <parley/tls/context.hpp>
 #include <parley/turn/types.hpp>
 
 namespace parley::net {
@@ -18,7 +20,9 @@ class Worker;
 
 class StreamConnection : public std::enable_shared_from_this<StreamConnection> {
  public:
-  StreamConnection(Worker& worker, asio::ip::tcp::socket socket, turn::Transport transport);
+  // With `tlsContext` the connection speaks TLS (RFC 8656 §3.1, port 5349) over the socket.
+  StreamConnection(Worker& worker, asio::ip::tcp::socket socket,
+                   std::shared_ptr<tls::ServerContext> tlsContext);
   ~StreamConnection();
   StreamConnection(const StreamConnection&) = delete;
   StreamConnection& operator=(const StreamConnection&) = delete;
@@ -32,6 +36,8 @@ class StreamConnection : public std::enable_shared_from_this<StreamConnection> {
 
  private:
   void read();
+  template <typename Handler>
+  void readSome(asio::mutable_buffer buffer, Handler&& handler);
   void onRead(std::size_t bytes);
   bool handleFrames();  // false: close
   void write();
@@ -39,6 +45,9 @@ class StreamConnection : public std::enable_shared_from_this<StreamConnection> {
 
   Worker& worker_;
   asio::ip::tcp::socket socket_;
+  // The certificate this connection was accepted with stays alive as long as it does.
+  std::shared_ptr<tls::ServerContext> tlsContext_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer idleTimer_;
   turn::FiveTuple tuple_;
   std::vector<std::uint8_t> input_;

@@ -10,6 +10,7 @@ namespace parley::net {
 struct StunServer::Impl {
   StunServerOptions options;
   std::vector<SocketSpec> plan;
+  std::vector<SocketSpec> tlsPlan;
   std::unique_ptr<SharedContext> shared;
   std::vector<std::unique_ptr<Worker>> workers;
   bool running = false;
@@ -41,10 +42,14 @@ void StunServer::start() {
   if (impl_->running) return;
   try {
     impl_->plan = planSockets(impl_->options);
+    impl_->tlsPlan = planTlsSockets(impl_->options);
   } catch (const std::invalid_argument& error) {
     throw BindError(error.what());
   }
-  impl_->shared = std::make_unique<SharedContext>(impl_->options, impl_->plan);
+  if ((impl_->options.tls.tls || impl_->options.tls.dtls) && !impl_->options.tls.contexts) {
+    throw BindError("TLS/DTLS listeners need certificates");
+  }
+  impl_->shared = std::make_unique<SharedContext>(impl_->options, impl_->plan, impl_->tlsPlan);
   const TurnRelayOptions& turn = impl_->options.turn;
   if (turn.enabled) {
     impl_->shared->relayPorts = std::make_unique<PortPool>(turn.relayPortMin, turn.relayPortMax);
@@ -82,6 +87,24 @@ std::vector<Endpoint> StunServer::tcpEndpoints() const {
   std::vector<Endpoint> endpoints;
   if (impl_->options.tcp) {
     for (const auto& spec : impl_->plan)
+      endpoints.push_back(spec.local);
+  }
+  return endpoints;
+}
+
+std::vector<Endpoint> StunServer::tlsEndpoints() const {
+  std::vector<Endpoint> endpoints;
+  if (impl_->options.tls.tls) {
+    for (const auto& spec : impl_->tlsPlan)
+      endpoints.push_back(spec.local);
+  }
+  return endpoints;
+}
+
+std::vector<Endpoint> StunServer::dtlsEndpoints() const {
+  std::vector<Endpoint> endpoints;
+  if (impl_->options.tls.dtls) {
+    for (const auto& spec : impl_->tlsPlan)
       endpoints.push_back(spec.local);
   }
   return endpoints;

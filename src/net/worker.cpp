@@ -78,6 +78,10 @@ Worker::Worker(SharedContext& shared) : shared_(shared), context_(1), tick_(cont
     if (options().udp) openListener(spec);
     if (options().tcp) openAcceptor(spec);
   }
+  for (const SocketSpec& spec : shared_.tlsPlan) {
+    if (options().tls.tls) openTlsAcceptor(spec);
+    if (options().tls.dtls) openDtls(spec);
+  }
   if (options().turn.enabled) {
     turn_ = std::make_unique<turn::Server>(options().turn.protocol, *shared_.turnState,
                                            *shared_.peerFilter, static_cast<turn::RelayIo&>(*this));
@@ -95,7 +99,11 @@ void Worker::start() {
     armListener(i);
   for (std::size_t i = 0; i < acceptors_.size(); ++i)
     accept(i);
-  if (turn_) armTick();
+  for (std::size_t i = 0; i < tlsAcceptors_.size(); ++i)
+    acceptTls(i);
+  for (std::size_t i = 0; i < dtls_.size(); ++i)
+    armDtls(i);
+  if (turn_ || !dtls_.empty()) armTick();
   thread_ = std::thread([this] { context_.run(); });
 }
 
@@ -108,7 +116,7 @@ turn::Now Worker::now() const {
   return {std::chrono::steady_clock::now(), std::chrono::system_clock::now()};
 }
 
-void Worker::openListener(const SocketSpec& spec) {
+asio::ip::udp::socket Worker::bindUdp(const SocketSpec& spec, const char* what) {
   asio::ip::udp::socket socket(context_);
   boost::system::error_code error;
   socket.open(protocolFor<asio::ip::udp>(spec.local.address), error);
@@ -117,16 +125,17 @@ void Worker::openListener(const SocketSpec& spec) {
   if (!error) socket.bind(asioEndpoint<asio::ip::udp::endpoint>(spec.local), error);
   if (!error) socket.non_blocking(true, error);
   if (error) {
-    throw BindError("cannot listen on udp " + spec.local.toString() + ": " + error.message());
+    throw BindError(std::string("cannot listen on ") + what + " " + spec.local.toString() + ": " +
+                    error.message());
   }
   setBufferSizes(socket.native_handle(), kListenerBufferBytes);
   if (spec.local.address.isUnspecified()) {
     enablePacketInfo(socket.native_handle(), spec.local.address.isV4());
   }
-  listeners_.push_back(Listener{std::move(socket), &spec, nullptr});
+  return socket;
 }
 
-void Worker::openAcceptor(const SocketSpec& spec) {
+asio::ip::tcp::acceptor Worker::bindAcceptor(const SocketSpec& spec, const char* what) {
   asio::ip::tcp::acceptor acceptor(context_);
   boost::system::error_code error;
   acceptor.open(protocolFor<asio::ip::tcp>(spec.local.address), error);
@@ -136,10 +145,29 @@ void Worker::openAcceptor(const SocketSpec& spec) {
   if (!error) acceptor.bind(asioEndpoint<asio::ip::tcp::endpoint>(spec.local), error);
   if (!error) acceptor.listen(asio::socket_base::max_listen_connections, error);
   if (error) {
-    throw BindError("cannot listen on tcp " + spec.local.toString() + ": " + error.message());
+    throw BindError(std::string("cannot listen on ") + what + " " + spec.local.toString() + ": " +
+                    error.message());
   }
-  acceptors_.push_back(std::move(acceptor));
+  return acceptor;
+}
+
+void Worker::openListener(const SocketSpec& spec) {
+  listeners_.push_back(Listener{bindUdp(spec, "udp"), &spec, nullptr});
+}
+
+void Worker::openAcceptor(const SocketSpec& spec) {
+  acceptors_.push_back(bindAcceptor(spec, "tcp"));
   acceptorSpecs_.push_back(&spec);
+}
+
+void Worker::openTlsAcceptor(const SocketSpec& spec) {
+  tlsAcceptors_.push_back(bindAcceptor(spec, "tls"));
+  tlsAcceptorSpecs_.push_back(&spec);
+}
+
+void Worker::openDtls(const SocketSpec& spec) {
+  dtls_.push_back(DtlsListener{bindUdp(spec, "dtls"), &spec,
+                               std::make_unique<tls::DtlsServer>(*options().tls.contexts)});
 }
 
 void Worker::armListener(std::size_t index) {
@@ -262,23 +290,116 @@ const SocketSpec* Worker::specFor(const Endpoint& server) const {
 }
 
 void Worker::accept(std::size_t index) {
-  acceptors_[index].async_accept([this, index](const boost::system::error_code& error,
-                                               asio::ip::tcp::socket socket) {
-    if (error == asio::error::operation_aborted) return;
-    if (!error) {
-      if (tcpConnections().fetch_add(1) >= options().tcpMaxConnections) {
-        tcpConnections().fetch_sub(1);
-        counters_.tcpRejected.add();
-        boost::system::error_code ignored;
-        socket.close(ignored);
-      } else {
-        counters_.tcpAccepted.add();
-        std::make_shared<StreamConnection>(*this, std::move(socket), turn::Transport::Tcp)->start();
+  acceptors_[index].async_accept(
+      [this, index](const boost::system::error_code& error, asio::ip::tcp::socket socket) {
+        if (error == asio::error::operation_aborted) return;
+        if (!error) admitStream(std::move(socket), nullptr);
+        // Errors such as EMFILE: keep accepting; the next attempt may succeed.
+        accept(index);
+      });
+}
+
+void Worker::acceptTls(std::size_t index) {
+  tlsAcceptors_[index].async_accept(
+      [this, index](const boost::system::error_code& error, asio::ip::tcp::socket socket) {
+        if (error == asio::error::operation_aborted) return;
+        // Each connection takes the current certificate: a reload applies to new connections.
+        if (!error) admitStream(std::move(socket), options().tls.contexts->current());
+        acceptTls(index);
+      });
+}
+
+void Worker::admitStream(asio::ip::tcp::socket socket,
+                         std::shared_ptr<tls::ServerContext> tlsContext) {
+  // TCP and TLS connections share one limit: both hold a socket and buffers.
+  if (tcpConnections().fetch_add(1) >= options().tcpMaxConnections) {
+    tcpConnections().fetch_sub(1);
+    counters_.tcpRejected.add();
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  counters_.tcpAccepted.add();
+  std::make_shared<StreamConnection>(*this, std::move(socket), std::move(tlsContext))->start();
+}
+
+void Worker::armDtls(std::size_t index) {
+  dtls_[index].socket.async_wait(asio::socket_base::wait_read,
+                                 [this, index](const boost::system::error_code& error) {
+                                   if (error) return;
+                                   drainDtls(index);
+                                   armDtls(index);
+                                 });
+}
+
+void Worker::drainDtls(std::size_t index) {
+  DtlsListener& listener = dtls_[index];
+  const turn::Now time = now();
+  for (int round = 0; round < kBatchesPerWakeup; ++round) {
+    const std::size_t received = receive_.receive(listener.socket.native_handle());
+    if (received == 0) break;
+    for (std::size_t i = 0; i < received; ++i) {
+      if (receive_.truncated(i)) {
+        counters_.dropped.add();
+        continue;
       }
+      const Endpoint peer = fromSockaddr(reinterpret_cast<const sockaddr*>(&receive_.peer(i)));
+      listener.server->onDatagram(peer, receive_.payload(i), time.steady, dtlsOutput_);
     }
-    // Errors such as EMFILE: keep accepting; the next attempt may succeed.
-    accept(index);
-  });
+    handleDtlsOutput(listener, time);
+    if (received < kBatch) break;
+  }
+  flushListeners();
+}
+
+void Worker::handleDtlsOutput(DtlsListener& listener, const turn::Now& time) {
+  const tls::DtlsOutput& out = dtlsOutput_;
+  sendDatagrams(listener.socket.native_handle(), out);
+  for (const tls::DtlsChunk& chunk : out.received()) {
+    const turn::FiveTuple tuple{chunk.peer, listener.spec->local, turn::Transport::Dtls};
+    const auto bytes = out.bytes(chunk);
+    if (isBindingRequest(bytes) || !turn_) {
+      // Over DTLS, as over TCP, there is no other socket to answer from.
+      const stun::BindingContext context{tuple.client, tuple.server, stun::Transport::Tcp,
+                                         std::nullopt, options().software};
+      const auto answer = stun::answerBinding(bytes, context, scratch_);
+      if (answer.outcome == stun::Outcome::Drop) {
+        counters_.dropped.add();
+        continue;
+      }
+      if (answer.outcome == stun::Outcome::RespondError) counters_.errorResponsesSent.add();
+      sendToClient(tuple, answer.response);
+      counters_.responsesSent.add();
+      continue;
+    }
+    turn_->onClientBytes(tuple, bytes, time);
+  }
+  for (const tls::DtlsClosed& closed : out.closed()) {
+    if (turn_) {
+      turn_->onClientClosed(
+          turn::FiveTuple{closed.peer, listener.spec->local, turn::Transport::Dtls}, time);
+    }
+  }
+  dtlsOutput_.clear();
+}
+
+void Worker::sendDatagrams(int fd, const tls::DtlsOutput& output) {
+  for (const tls::DtlsChunk& chunk : output.datagrams()) {
+    sockaddr_storage address;
+    const socklen_t length = toSockaddr(chunk.peer, address);
+    const auto bytes = output.bytes(chunk);
+    if (::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&address), length) <
+        0) {
+      counters_.dropped.add();
+    }
+  }
+}
+
+Worker::DtlsListener* Worker::dtlsFor(const Endpoint& server) {
+  for (DtlsListener& listener : dtls_) {
+    if (listener.spec->local == server) return &listener;
+  }
+  return nullptr;
 }
 
 void Worker::registerStream(const turn::FiveTuple& tuple,
@@ -490,6 +611,15 @@ void Worker::sendToClient(const turn::FiveTuple& client, std::span<const std::ui
     }
     return;
   }
+  if (client.transport == turn::Transport::Dtls) {
+    DtlsListener* listener = dtlsFor(client.server);
+    if (listener == nullptr || !listener->server->send(client.client, message, dtlsSendOutput_)) {
+      counters_.dropped.add();
+    }
+    if (listener != nullptr) sendDatagrams(listener->socket.native_handle(), dtlsSendOutput_);
+    dtlsSendOutput_.clear();
+    return;
+  }
   const auto found = streams_.find(client);
   if (found == streams_.end()) {
     counters_.dropped.add();
@@ -505,13 +635,17 @@ void Worker::armTick() {
   tick_.async_wait([this](const boost::system::error_code& error) {
     if (error) return;
     const turn::Now time = now();
-    turn_->expire(time);
-    shared_.relayPorts->expireReservations(time.steady);
-    flushListeners();
-    {
+    for (DtlsListener& listener : dtls_) {
+      listener.server->tick(time.steady, dtlsOutput_);
+      handleDtlsOutput(listener, time);
+    }
+    if (turn_) {
+      turn_->expire(time);
+      shared_.relayPorts->expireReservations(time.steady);
       std::lock_guard lock(turnCountersMutex_);
       turnCountersSnapshot_ = turn_->counters();
     }
+    flushListeners();
     armTick();
   });
 }

@@ -13,6 +13,7 @@
 #include <boost/asio.hpp>
 
 #include <parley/net/stun_server.hpp>
+#include <parley/tls/dtls.hpp>
 #include <parley/turn/server.hpp>
 
 #include "listen_plan.hpp"
@@ -40,8 +41,12 @@ struct WorkerCounters {
 
 // What all workers share: read-only options and the few cross-worker quotas.
 struct SharedContext {
+  SharedContext(const StunServerOptions& o, const std::vector<SocketSpec>& p,
+                const std::vector<SocketSpec>& t)
+      : options(o), plan(p), tlsPlan(t) {}
   const StunServerOptions& options;
   const std::vector<SocketSpec>& plan;
+  const std::vector<SocketSpec>& tlsPlan;
   std::atomic<std::size_t> tcpConnections{0};
   std::unique_ptr<PortPool> relayPorts;          // TURN only
   std::unique_ptr<turn::SharedState> turnState;  // TURN only
@@ -87,6 +92,11 @@ class Worker : private turn::RelayIo {
     const SocketSpec* spec;
     std::unique_ptr<SendBatch> pending;  // replies gathered during a drain
   };
+  struct DtlsListener {
+    asio::ip::udp::socket socket;
+    const SocketSpec* spec;
+    std::unique_ptr<tls::DtlsServer> server;
+  };
   struct Relay {
     asio::ip::udp::socket socket;
     std::uint16_t port;
@@ -96,6 +106,9 @@ class Worker : private turn::RelayIo {
 
   void openListener(const SocketSpec& spec);
   void openAcceptor(const SocketSpec& spec);
+  asio::ip::tcp::acceptor bindAcceptor(const SocketSpec& spec, const char* what);
+  asio::ip::udp::socket bindUdp(const SocketSpec& spec, const char* what);
+  void sendDatagrams(int fd, const tls::DtlsOutput& output);
   void armListener(std::size_t index);
   void drainListener(std::size_t index);
   void answerBinding(Listener& self, std::span<const std::uint8_t> request, const Endpoint& source,
@@ -103,6 +116,15 @@ class Worker : private turn::RelayIo {
                      const std::optional<IpAddress>& replySource);
   void flushListeners();
   void accept(std::size_t index);
+  void admitStream(asio::ip::tcp::socket socket, std::shared_ptr<tls::ServerContext> tlsContext);
+  void openTlsAcceptor(const SocketSpec& spec);
+  void acceptTls(std::size_t index);
+  void openDtls(const SocketSpec& spec);
+  void armDtls(std::size_t index);
+  void drainDtls(std::size_t index);
+  // Sends what a DTLS server produced and hands decrypted messages to STUN/TURN.
+  void handleDtlsOutput(DtlsListener& listener, const turn::Now& time);
+  DtlsListener* dtlsFor(const Endpoint& server);
   void armRelay(RelayId id);
   void drainRelay(RelayId id, std::uint32_t generation);
   void armTick();
@@ -127,6 +149,11 @@ class Worker : private turn::RelayIo {
   std::vector<Listener*> dirtyListeners_;
   std::vector<asio::ip::tcp::acceptor> acceptors_;
   std::vector<const SocketSpec*> acceptorSpecs_;
+  std::vector<asio::ip::tcp::acceptor> tlsAcceptors_;
+  std::vector<const SocketSpec*> tlsAcceptorSpecs_;
+  std::vector<DtlsListener> dtls_;
+  tls::DtlsOutput dtlsOutput_;      // what a received datagram or a tick produced
+  tls::DtlsOutput dtlsSendOutput_;  // what sendToClient encrypts, flushed at once
   std::unique_ptr<turn::Server> turn_;
   std::vector<std::optional<Relay>> relays_;  // indexed by RelayId
   std::vector<RelayId> freeRelayIds_;

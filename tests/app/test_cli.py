@@ -330,6 +330,10 @@ class ServerTestCase(CliTestCase):
         return match
 
     def start(self, *args):
+        # TURN over TLS/DTLS is on by default on 5349: tests take a free port instead, so they
+        # can run side by side.
+        if "--no-tls" not in args and "--tls-port" not in args:
+            args = (*args, "--tls-port", "0")
         process = subprocess.Popen([PARLEY, *args], cwd=self.cwd, env=self.env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.addCleanup(self._reap, process)
@@ -516,8 +520,10 @@ class TurnServerTest(ServerTestCase):
         self.assertNotIn("generated", reader.text())
 
     def test_configured_credentials_need_no_generated_secret(self):
+        # --no-tls: the self-signed certificate would otherwise go to the data directory too.
         process, reader = self.start("serve", "--stun-port", "0", "--turn-user",
-                                     "alice:" + PASSWORD, "--external-address", "203.0.113.4")
+                                     "alice:" + PASSWORD, "--external-address", "203.0.113.4",
+                                     "--no-tls")
         self.expect_line(reader, r"turn relay on 127\.0\.0\.1 ports 49152-65535, "
                                  r"external address 203\.0\.113\.4$")
         self.expect_line(reader, r'turn realm "parley", 1 users, 0 secrets$')
@@ -526,7 +532,8 @@ class TurnServerTest(ServerTestCase):
         self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data")))
 
     def test_turn_disabled_says_so(self):
-        process, reader = self.start("serve", "--stun-port", "0", "--set", "turn.enabled=false")
+        process, reader = self.start("serve", "--stun-port", "0", "--set", "turn.enabled=false",
+                                     "--no-tls")
         self.expect_line(reader, r"turn relay disabled")
         self.stop(process, reader)
         self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data")))

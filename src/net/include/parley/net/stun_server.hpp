@@ -13,6 +13,7 @@
 
 #include <parley/base/endpoint.hpp>
 #include <parley/net/counters.hpp>
+#include <parley/tls/context.hpp>
 #include <parley/turn/peer_filter.hpp>
 #include <parley/turn/server.hpp>
 
@@ -37,6 +38,15 @@ struct TurnRelayOptions {
   int relaySocketBufferBytes = 1 << 20;
 };
 
+// STUN/TURN over TLS (TCP) and DTLS (UDP) on their own port (RFC 8656 §3.1: 5349).
+struct TlsListenerOptions {
+  bool tls = false;
+  bool dtls = false;
+  std::uint16_t port = 5349;  // 0 picks a free port (tests)
+  // Certificates; reloaded on SIGHUP by whoever owns the holder. Required when tls or dtls.
+  std::shared_ptr<tls::ContextHolder> contexts;
+};
+
 struct StunServerOptions {
   std::vector<IpAddress> listenAddresses;  // each gets UDP and/or TCP on `port`
   std::uint16_t port = 3478;               // 0 picks a free port (tests)
@@ -51,7 +61,8 @@ struct StunServerOptions {
   std::chrono::milliseconds tcpIdleTimeout{30'000};  // no complete message for this long: close
   std::size_t tcpMaxConnections = 10'000;            // across all workers
   std::size_t tcpMaxMessageSize = 65'535 + 20;       // larger framed messages close the stream
-  TurnRelayOptions turn;                             // disabled by default: STUN only
+  TurnRelayOptions turn;
+  TlsListenerOptions tls;  // disabled by default: STUN only
 };
 
 // Thrown by start() when a socket cannot be bound; what() names the address and port.
@@ -75,6 +86,8 @@ class StunServer {
   // The endpoints actually bound, e.g. after port 0 was requested.
   std::vector<Endpoint> udpEndpoints() const;
   std::vector<Endpoint> tcpEndpoints() const;
+  std::vector<Endpoint> tlsEndpoints() const;
+  std::vector<Endpoint> dtlsEndpoints() const;
 
   // Totals over all workers; cheap relaxed reads, for /metrics and tests.
   StunCounters counters() const;
