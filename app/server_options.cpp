@@ -60,6 +60,8 @@ net::StunServerOptions toStunServerOptions(const config::Config& config) {
   protocol.maxAllocationsPerUser = turn.maxAllocationsPerUser;
   protocol.maxPermissionsPerAllocation = turn.maxPermissionsPerAllocation;
   protocol.bandwidthPerAllocation = turn.bandwidthPerAllocationKbps * 1000 / 8;  // bytes/s
+  // Each worker enforces its share: clients spread over workers by SO_REUSEPORT hashing.
+  protocol.bandwidthTotal = turn.totalBandwidthKbps * 1000 / 8 / options.threads;
   protocol.unauthenticatedPerSecond = turn.unauthenticatedPerSecond;
   relay.allowedPeers = toCidrs(turn.allowedPeers);
   relay.deniedPeers = toCidrs(turn.deniedPeers);

@@ -98,6 +98,7 @@ const std::set<std::string, std::less<>>& knownKeys() {
                                            "turn.max_allocations_per_user",
                                            "turn.max_permissions_per_allocation",
                                            "turn.bandwidth_per_allocation_kbps",
+                                           "turn.total_bandwidth_kbps",
                                            "turn.relay_address",
                                            "turn.relay_address_v6",
                                            "turn.external_address",
@@ -328,6 +329,11 @@ void validateTurn(const Config& config, std::vector<Issue>& issues) {
     addIssue(issues, "turn.bandwidth_per_allocation_kbps",
              fmt::format("expected {}, got {}", rangeText(kBandwidthKbps),
                          turn.bandwidthPerAllocationKbps));
+  }
+  if (turn.totalBandwidthKbps > static_cast<std::uint64_t>(kBandwidthKbps.max)) {
+    addIssue(
+        issues, "turn.total_bandwidth_kbps",
+        fmt::format("expected {}, got {}", rangeText(kBandwidthKbps), turn.totalBandwidthKbps));
   }
 
   checkRelayAddress(issues, "turn.relay_address", turn.relayAddress, AddressFamily::V4,
@@ -912,6 +918,7 @@ class Loader {
             out.maxPermissionsPerAllocation);
     readInt(table, "turn.bandwidth_per_allocation_kbps", kBandwidthKbps,
             out.bandwidthPerAllocationKbps);
+    readInt(table, "turn.total_bandwidth_kbps", kBandwidthKbps, out.totalBandwidthKbps);
     readOptionalAddress(table, "turn.relay_address", out.relayAddress);
     readOptionalAddress(table, "turn.relay_address_v6", out.relayAddressV6);
     readOptionalAddress(table, "turn.external_address", out.externalAddress);
@@ -1248,6 +1255,8 @@ std::string toToml(const Config& config) {
   line(fmt::format("max_permissions_per_allocation = {}", turn.maxPermissionsPerAllocation));
   line("# Relayed bandwidth per allocation, both ways together, kbit/s; 0 = unlimited.");
   line(fmt::format("bandwidth_per_allocation_kbps = {}", turn.bandwidthPerAllocationKbps));
+  line("# Relayed bandwidth of the whole server, kbit/s; 0 = unlimited.");
+  line(fmt::format("total_bandwidth_kbps = {}", turn.totalBandwidthKbps));
   line("# IPv4 address relay sockets bind to; \"\" = the first IPv4 stun.listen address.");
   line(fmt::format("relay_address = {}", optionalAddress(turn.relayAddress)));
   line("# IPv6 address relay sockets bind to; \"\" = none (IPv6 allocations get 440).");

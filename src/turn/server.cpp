@@ -116,6 +116,31 @@ struct RelaySlot {
 }  // namespace
 
 struct Server::Impl {
+  // Bytes per second with a burst of one second's worth; rate 0 = unlimited. Refilled lazily
+  // from the injected clock, so it costs nothing while idle.
+  class TokenBucket {
+   public:
+    TokenBucket() = default;
+    TokenBucket(std::uint64_t rate, SteadyTime now)
+        : rate_(static_cast<double>(rate)), tokens_(rate_), refilled_(now) {}
+    bool take(std::size_t bytes, SteadyTime now) {
+      if (rate_ == 0) return true;
+      if (now > refilled_) {
+        const double elapsed = std::chrono::duration<double>(now - refilled_).count();
+        tokens_ = std::min(rate_, tokens_ + elapsed * rate_);
+        refilled_ = now;
+      }
+      if (tokens_ < static_cast<double>(bytes)) return false;
+      tokens_ -= static_cast<double>(bytes);
+      return true;
+    }
+
+   private:
+    double rate_ = 0;
+    double tokens_ = 0;
+    SteadyTime refilled_{};
+  };
+
   struct Allocation {
     FiveTuple client;
     std::string username;
@@ -128,9 +153,7 @@ struct Server::Impl {
     bool everHadChannel = false;
     stun::TransactionId allocateTransaction{};
     std::vector<std::uint8_t> allocateResponse;  // resent for a retransmitted Allocate
-    // Token bucket, bytes (RFC-independent abuse limit).
-    double tokens = 0;
-    SteadyTime refilled;
+    TokenBucket bandwidth;                       // RFC-independent abuse limit
     std::uint64_t bytesToPeer = 0;
     std::uint64_t bytesToClient = 0;
 
@@ -187,6 +210,7 @@ struct Server::Impl {
   detail::RateLimiter limiter;
   std::shared_ptr<spdlog::logger> logger;
   Counters counters;
+  TokenBucket totalBandwidth{options.bandwidthTotal, SteadyTime{}};
   std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> allocations;
   std::unordered_map<RelayId, Allocation*> byRelay;
   // Scratch buffers: responses, and Data indications / ChannelData toward clients.
@@ -630,8 +654,7 @@ struct Server::Impl {
     a.dontFragment = dontFragment;
     const auto lifetime = lifetimeFor(requestedLifetime);
     a.expires = now.steady + lifetime;
-    a.tokens = static_cast<double>(options.bandwidthPerAllocation);
-    a.refilled = now.steady;
+    a.bandwidth = TokenBucket(options.bandwidthPerAllocation, now.steady);
     std::copy(request.transactionId().begin(), request.transactionId().end(),
               a.allocateTransaction.begin());
     if (first) a.relays[familyIndex(family)] = RelaySlot{true, first->id, first->advertised};
@@ -903,20 +926,12 @@ struct Server::Impl {
 
   // ---- data path: no allocation, no exceptions, no logging ----
 
-  // Token bucket per allocation, both directions together; burst = one second's worth.
+  // The allocation's bucket and this instance's total, both directions together.
   bool takeTokens(Allocation& a, std::size_t bytes, const Now& now) {
-    if (options.bandwidthPerAllocation == 0) return true;
-    const double rate = static_cast<double>(options.bandwidthPerAllocation);
-    if (now.steady > a.refilled) {
-      const double elapsed = std::chrono::duration<double>(now.steady - a.refilled).count();
-      a.tokens = std::min(rate, a.tokens + elapsed * rate);
-      a.refilled = now.steady;
-    }
-    if (a.tokens < static_cast<double>(bytes)) {
+    if (!a.bandwidth.take(bytes, now.steady) || !totalBandwidth.take(bytes, now.steady)) {
       ++counters.droppedBandwidth;
       return false;
     }
-    a.tokens -= static_cast<double>(bytes);
     return true;
   }
 

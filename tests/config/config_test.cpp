@@ -473,6 +473,7 @@ TEST_F(ConfigTest, ToTomlPrintsEveryKeyWithAComment) {
                                              "turn.max_allocations_per_user",
                                              "turn.max_permissions_per_allocation",
                                              "turn.bandwidth_per_allocation_kbps",
+                                             "turn.total_bandwidth_kbps",
                                              "turn.relay_address",
                                              "turn.relay_address_v6",
                                              "turn.external_address",

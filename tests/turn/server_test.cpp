@@ -1130,6 +1130,23 @@ TEST_F(TurnServerTest, TokenBucketLimitsBothDirections) {
   EXPECT_EQ(server().counters().droppedBandwidth, 3u);
 }
 
+TEST_F(TurnServerTest, TotalBandwidthIsSharedByAllAllocations) {
+  options.bandwidthPerAllocation = 0;
+  options.bandwidthTotal = 1000;
+  ASSERT_EQ(allocate(alice, udp).code(), 0);
+  ASSERT_EQ(allocate(bob, udp2).code(), 0);
+  ASSERT_EQ(channelBind(alice, 0x4000, peer, udp).code(), 0);
+  ASSERT_EQ(channelBind(bob, 0x4000, peer, udp2).code(), 0);
+  const std::vector<std::uint8_t> payload(600, 0x55);
+  send(channelData(0x4000, payload), udp);
+  send(channelData(0x4000, payload), udp2);  // 1200 > the shared 1000
+  EXPECT_EQ(io.toPeer.size(), 1u);
+  EXPECT_EQ(server().counters().droppedBandwidth, 1u);
+  advance(1s);
+  send(channelData(0x4000, payload), udp2);
+  EXPECT_EQ(io.toPeer.size(), 2u);
+}
+
 TEST_F(TurnServerTest, UnlimitedBandwidthWhenZero) {
   options.bandwidthPerAllocation = 0;
   ASSERT_EQ(allocate(alice).code(), 0);

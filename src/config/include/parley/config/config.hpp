@@ -103,6 +103,7 @@ struct TurnConfig {
   unsigned maxAllocationsPerUser = 10;                // 1-10000
   unsigned maxPermissionsPerAllocation = 64;          // 1-1000
   std::uint64_t bandwidthPerAllocationKbps = 20'000;  // 0 = unlimited
+  std::uint64_t totalBandwidthKbps = 0;               // whole server; 0 = unlimited
   // IPv4 relay bind address; none = the first IPv4 stun.listen address if it is concrete
   // (see relayAddressV4()).
   std::optional<IpAddress> relayAddress;

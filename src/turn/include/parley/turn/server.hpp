@@ -39,7 +39,10 @@ struct Options {
   std::size_t maxPermissionsPerAllocation = 64;  // each also bounds channels
   // Token bucket per allocation, bytes/s both ways together; 0 = unlimited.
   std::uint64_t bandwidthPerAllocation = 2'500'000;  // 20 Mbit/s
-  std::optional<IpAddress> otherAddress;             // unused for TURN, kept for Binding answers
+  // Token bucket over all allocations of this instance (the server layer gives each worker
+  // its share of the configured total), bytes/s; 0 = unlimited.
+  std::uint64_t bandwidthTotal = 0;
+  std::optional<IpAddress> otherAddress;  // unused for TURN, kept for Binding answers
   // 401 answers per second per source address (a flood of unauthenticated requests gets few
   // answers and costs no memory: the limiter is a fixed-size table).
   unsigned unauthenticatedPerSecond = 10;
