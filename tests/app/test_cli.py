@@ -570,6 +570,21 @@ class TurnServerTest(ServerTestCase):
         self.expect_line(reader, r"credentials reloaded \(0 users, 1 secrets\)$")
         self.stop(process, reader)
 
+    def test_tls_certificate_is_generated_and_reloaded_on_sighup(self):
+        data_dir = os.path.join(self.cwd, "data")
+        process, reader = self.start("serve", "--stun-port", "0", "--data-dir", data_dir)
+        first = self.expect_line(reader, r"tls certificate \S+ \(sha-256 ([0-9A-F:]{95})\)$")
+        self.expect_line(reader, r"listening on turn\+tls 127\.0\.0\.1:\d+$")
+        self.expect_line(reader, r"listening on turn\+dtls 127\.0\.0\.1:\d+$")
+        key = os.path.join(data_dir, "tls", "self-signed.key")
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        # Replace the certificate on disk (as an operator renewing it would), then SIGHUP.
+        os.remove(key)
+        process.send_signal(signal.SIGHUP)
+        second = self.expect_line(reader, r"tls certificate reloaded \(sha-256 ([0-9A-F:]{95})\)$")
+        self.assertNotEqual(first.group(1), second.group(1))
+        self.stop(process, reader)
+
     def test_sighup_without_a_config_file(self):
         process, reader = self.start("serve", "--stun-port", "0")
         self.expect_line(reader, r"listening on stun\+udp")
