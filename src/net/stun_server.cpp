@@ -74,40 +74,28 @@ void StunServer::stop() {
   impl_->running = false;
 }
 
+namespace {
+// The local endpoints of `plan` when that kind of listener is enabled.
+std::vector<Endpoint> endpointsOf(bool enabled, const std::vector<SocketSpec>& plan) {
+  std::vector<Endpoint> endpoints;
+  if (!enabled) return endpoints;
+  for (const auto& spec : plan)
+    endpoints.push_back(spec.local);
+  return endpoints;
+}
+}  // namespace
+
 std::vector<Endpoint> StunServer::udpEndpoints() const {
-  std::vector<Endpoint> endpoints;
-  if (impl_->options.udp) {
-    for (const auto& spec : impl_->plan)
-      endpoints.push_back(spec.local);
-  }
-  return endpoints;
+  return endpointsOf(impl_->options.udp, impl_->plan);
 }
-
 std::vector<Endpoint> StunServer::tcpEndpoints() const {
-  std::vector<Endpoint> endpoints;
-  if (impl_->options.tcp) {
-    for (const auto& spec : impl_->plan)
-      endpoints.push_back(spec.local);
-  }
-  return endpoints;
+  return endpointsOf(impl_->options.tcp, impl_->plan);
 }
-
 std::vector<Endpoint> StunServer::tlsEndpoints() const {
-  std::vector<Endpoint> endpoints;
-  if (impl_->options.tls.tls) {
-    for (const auto& spec : impl_->tlsPlan)
-      endpoints.push_back(spec.local);
-  }
-  return endpoints;
+  return endpointsOf(impl_->options.tls.tls, impl_->tlsPlan);
 }
-
 std::vector<Endpoint> StunServer::dtlsEndpoints() const {
-  std::vector<Endpoint> endpoints;
-  if (impl_->options.tls.dtls) {
-    for (const auto& spec : impl_->tlsPlan)
-      endpoints.push_back(spec.local);
-  }
-  return endpoints;
+  return endpointsOf(impl_->options.tls.dtls, impl_->tlsPlan);
 }
 
 StunCounters StunServer::counters() const {

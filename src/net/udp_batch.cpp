@@ -58,15 +58,15 @@ void setPacketSource(msghdr& header, ControlBuffer& control, const IpAddress& so
 
 ReceiveBatch::ReceiveBatch() {
   for (std::size_t i = 0; i < kBatch; ++i) {
-    iov_[i] = {buffers_[i].data(), buffers_[i].size()};
-    msghdr& header = messages_[i].msg_hdr;
+    slots_.iov[i] = {slots_.buffers[i].data(), slots_.buffers[i].size()};
+    msghdr& header = slots_.messages[i].msg_hdr;
     header = msghdr{};
-    header.msg_name = &peers_[i];
+    header.msg_name = &slots_.peers[i];
     header.msg_namelen = sizeof(sockaddr_storage);
-    header.msg_iov = &iov_[i];
+    header.msg_iov = &slots_.iov[i];
     header.msg_iovlen = 1;
-    header.msg_control = control_[i].data();
-    header.msg_controllen = control_[i].size();
+    header.msg_control = slots_.control[i].data();
+    header.msg_controllen = slots_.control[i].size();
   }
 }
 
@@ -74,10 +74,10 @@ std::size_t ReceiveBatch::receive(int fd) {
   // recvmmsg overwrites only the name and control lengths of the entries it filled; restore
   // just those instead of rewriting all 64 headers on every call.
   for (std::size_t i = 0; i < used_; ++i) {
-    messages_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-    messages_[i].msg_hdr.msg_controllen = control_[i].size();
+    slots_.messages[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    slots_.messages[i].msg_hdr.msg_controllen = slots_.control[i].size();
   }
-  const int received = ::recvmmsg(fd, messages_.data(), kBatch, MSG_DONTWAIT, nullptr);
+  const int received = ::recvmmsg(fd, slots_.messages.data(), kBatch, MSG_DONTWAIT, nullptr);
   used_ = received > 0 ? static_cast<std::size_t>(received) : 0;
   return used_;
 }
@@ -85,21 +85,21 @@ std::size_t ReceiveBatch::receive(int fd) {
 void SendBatch::commit(std::size_t length, const sockaddr_storage& peer, socklen_t peerLength,
                        const std::optional<IpAddress>& source) {
   const std::size_t i = count_++;
-  std::memcpy(&peers_[i], &peer, peerLength);
-  iov_[i] = {buffers_[i].data(), length};
-  msghdr& header = messages_[i].msg_hdr;
+  std::memcpy(&slots_.peers[i], &peer, peerLength);
+  slots_.iov[i] = {slots_.buffers[i].data(), length};
+  msghdr& header = slots_.messages[i].msg_hdr;
   header = msghdr{};
-  header.msg_name = &peers_[i];
+  header.msg_name = &slots_.peers[i];
   header.msg_namelen = peerLength;
-  header.msg_iov = &iov_[i];
+  header.msg_iov = &slots_.iov[i];
   header.msg_iovlen = 1;
-  if (source) setPacketSource(header, control_[i], *source);
+  if (source) setPacketSource(header, slots_.control[i], *source);
 }
 
 bool SendBatch::add(std::span<const std::uint8_t> bytes, const sockaddr_storage& peer,
                     socklen_t peerLength, const std::optional<IpAddress>& source) {
   if (bytes.size() > kMaxDatagram) return false;
-  std::memcpy(buffers_[count_].data(), bytes.data(), bytes.size());
+  std::memcpy(slots_.buffers[count_].data(), bytes.data(), bytes.size());
   commit(bytes.size(), peer, peerLength, source);
   return true;
 }
@@ -109,7 +109,8 @@ std::pair<std::size_t, std::size_t> SendBatch::flush(int fd) {
   std::size_t dropped = 0;
   std::size_t done = 0;
   while (done < count_) {
-    const int n = ::sendmmsg(fd, messages_.data() + done, static_cast<unsigned>(count_ - done), 0);
+    const int n =
+        ::sendmmsg(fd, slots_.messages.data() + done, static_cast<unsigned>(count_ - done), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       // Buffer full or the destination unreachable: UDP may lose it; skip that one datagram.

@@ -27,34 +27,41 @@ std::optional<IpAddress> packetDestination(const msghdr& header);
 // Makes the kernel send from `source` rather than pick by route.
 void setPacketSource(msghdr& header, ControlBuffer& control, const IpAddress& source);
 
+// One batch's worth of datagram buffers and the headers recvmmsg/sendmmsg use, allocated once.
+struct DatagramSlots {
+  std::array<std::array<std::uint8_t, kMaxDatagram>, kBatch> buffers;
+  std::array<sockaddr_storage, kBatch> peers;
+  std::array<iovec, kBatch> iov;
+  std::array<ControlBuffer, kBatch> control;
+  std::array<mmsghdr, kBatch> messages;
+};
+
 class ReceiveBatch {
  public:
   ReceiveBatch();
   // Up to kBatch datagrams in one system call; 0 when none is queued.
   std::size_t receive(int fd);
   std::span<const std::uint8_t> payload(std::size_t i) const {
-    return {buffers_[i].data(), messages_[i].msg_len};
+    return {slots_.buffers[i].data(), slots_.messages[i].msg_len};
   }
-  bool truncated(std::size_t i) const { return (messages_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0; }
-  const sockaddr_storage& peer(std::size_t i) const { return peers_[i]; }
-  socklen_t peerLength(std::size_t i) const { return messages_[i].msg_hdr.msg_namelen; }
+  bool truncated(std::size_t i) const {
+    return (slots_.messages[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+  }
+  const sockaddr_storage& peer(std::size_t i) const { return slots_.peers[i]; }
+  socklen_t peerLength(std::size_t i) const { return slots_.messages[i].msg_hdr.msg_namelen; }
   std::optional<IpAddress> destination(std::size_t i) const {
-    return packetDestination(messages_[i].msg_hdr);
+    return packetDestination(slots_.messages[i].msg_hdr);
   }
 
  private:
-  std::array<std::array<std::uint8_t, kMaxDatagram>, kBatch> buffers_;
-  std::array<sockaddr_storage, kBatch> peers_;
-  std::array<iovec, kBatch> iov_;
-  std::array<ControlBuffer, kBatch> control_;
-  std::array<mmsghdr, kBatch> messages_;
+  DatagramSlots slots_;
   std::size_t used_ = 0;
 };
 
 class SendBatch {
  public:
   // The buffer for the next datagram; commit() makes it part of the batch.
-  std::span<std::uint8_t> next() { return buffers_[count_]; }
+  std::span<std::uint8_t> next() { return slots_.buffers[count_]; }
   void commit(std::size_t length, const sockaddr_storage& peer, socklen_t peerLength,
               const std::optional<IpAddress>& source);
   // Copies `bytes` in as the next datagram (false if too large: nothing is queued).
@@ -67,11 +74,7 @@ class SendBatch {
   std::pair<std::size_t, std::size_t> flush(int fd);
 
  private:
-  std::array<std::array<std::uint8_t, kMaxDatagram>, kBatch> buffers_;
-  std::array<sockaddr_storage, kBatch> peers_;
-  std::array<iovec, kBatch> iov_;
-  std::array<ControlBuffer, kBatch> control_;
-  std::array<mmsghdr, kBatch> messages_;
+  DatagramSlots slots_;
   std::size_t count_ = 0;
 };
 
