@@ -11,11 +11,15 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
-  coturn stun-client python3 python3-aioice util-linux procps
+  coturn stun-client python3 python3-aioice python3-aiortc util-linux procps
+  chromium nodejs
 )
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then wanted+=("${test_packages[@]}"); fi
+
+# npm: Debian ships it as its own package; some images carry a nodejs that bundles it.
+if [[ "${1:-build}" == "test" ]] && ! command -v npm >/dev/null 2>&1; then wanted+=(npm); fi
 
 missing=()
 for package in "${wanted[@]}"; do

@@ -266,9 +266,12 @@ struct Server::Impl {
     finishAndSend(builder, client, auth);
   }
 
-  // 401s are what an unauthenticated flood earns: rate-limited per source address.
+  // 401s are what an unauthenticated flood earns: rate-limited per source address over UDP,
+  // where the source can be spoofed and a dropped answer is retransmitted for. TCP, TLS and
+  // DTLS have proved their address in a handshake, and a stream client never retransmits, so
+  // a dropped 401 would leave it hanging: those are always answered.
   void sendUnauthenticated(const FiveTuple& client, const Message& request, const Now& now) {
-    if (!limiter.allow(client.client.address, now.steady)) {
+    if (client.transport == Transport::Udp && !limiter.allow(client.client.address, now.steady)) {
       ++counters.unauthenticatedRateLimited;
       return;
     }

@@ -547,7 +547,7 @@ TEST_F(ConfigTest, TurnAndTlsDefaults) {
   EXPECT_EQ(turn.permissionLifetimeSeconds, 300u);
   EXPECT_EQ(turn.channelLifetimeSeconds, 600u);
   EXPECT_EQ(turn.maxAllocations, 10'000u);
-  EXPECT_EQ(turn.maxAllocationsPerUser, 10u);
+  EXPECT_EQ(turn.maxAllocationsPerUser, 50u);
   EXPECT_EQ(turn.maxPermissionsPerAllocation, 64u);
   EXPECT_EQ(turn.bandwidthPerAllocationKbps, 20'000u);
   EXPECT_FALSE(turn.relayAddress);

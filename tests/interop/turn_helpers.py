@@ -218,10 +218,15 @@ class ParleyTurn(_Process):
         if unauth_per_second:
             args += ["--set", "turn.unauthenticated_per_second=%d" % unauth_per_second]
         super().__init__(args, cwd=workdir)
-        self.wait_for_lines(["listening on stun+udp %s:%d" % (LOOPBACK, self.port),
-                             "listening on stun+tcp %s:%d" % (LOOPBACK, self.port)], ready_timeout)
-        if tls:
-            self.wait_tls_ready(ready_timeout)
+        try:
+            self.wait_for_lines(["listening on stun+udp %s:%d" % (LOOPBACK, self.port),
+                                 "listening on stun+tcp %s:%d" % (LOOPBACK, self.port)],
+                                ready_timeout)
+            if tls:
+                self.wait_tls_ready(ready_timeout)
+        except BaseException:
+            self.kill()  # never leave a half-started server behind
+            raise
 
     def wait_tls_ready(self, timeout):
         """The TLS listener must accept a TCP connection on tls_port within `timeout`."""
@@ -292,7 +297,11 @@ class CoturnTurn(_Process):
         if quota:
             args += ["--user-quota", str(quota)]
         super().__init__(args, cwd=workdir)
-        self.wait_ready(ready_timeout)
+        try:
+            self.wait_ready(ready_timeout)
+        except BaseException:
+            self.kill()
+            raise
 
     def wait_ready(self, timeout):
         """coturn logs nothing per listener at this verbosity: probe UDP with a Binding
@@ -361,6 +370,14 @@ class EchoPeer(_Process):
         self.address = address
         self.port = free_port(address, kinds=(socket.SOCK_DGRAM,))
         super().__init__([PEER, "-L", address, "-p", str(self.port)])
+        try:
+            self._wait_echo(ready_timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _wait_echo(self, ready_timeout):
+        address = self.address
         deadline = time.monotonic() + ready_timeout
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind((LOOPBACK, 0))

@@ -580,6 +580,16 @@ TEST_F(TurnServerTest, UnauthenticatedAnswersAreRateLimitedPerSource) {
   EXPECT_EQ(request(method::kAllocate, requestedTransport(), nullptr).code(), 401);
 }
 
+TEST_F(TurnServerTest, StreamClientsAreAlwaysChallenged) {
+  // A TCP client never retransmits: a dropped 401 would leave it waiting forever. Its address
+  // is proven by the handshake, so the UDP spoofing limit does not apply.
+  options.unauthenticatedPerSecond = 1;
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(request(method::kAllocate, requestedTransport(), nullptr, tcp).code(), 401) << i;
+  }
+  EXPECT_EQ(server().counters().unauthenticatedRateLimited, 0u);
+}
+
 TEST_F(TurnServerTest, OtherUserOnAnAllocationGets441) {
   ASSERT_EQ(allocate(alice).code(), 0);
   bob.nonce = alice.nonce;

@@ -100,7 +100,7 @@ struct TurnConfig {
   unsigned permissionLifetimeSeconds = 300;           // 30-3600
   unsigned channelLifetimeSeconds = 600;              // 60-3600
   unsigned maxAllocations = 10'000;                   // total, 1-1000000
-  unsigned maxAllocationsPerUser = 10;                // 1-10000
+  unsigned maxAllocationsPerUser = 50;                // 1-10000
   unsigned maxPermissionsPerAllocation = 64;          // 1-1000
   std::uint64_t bandwidthPerAllocationKbps = 20'000;  // 0 = unlimited
   std::uint64_t totalBandwidthKbps = 0;               // whole server; 0 = unlimited

@@ -35,7 +35,8 @@ struct Options {
   std::chrono::seconds maxLifetime{3600};
   std::chrono::seconds permissionLifetime{300};  // RFC 8656 §9
   std::chrono::seconds channelLifetime{600};     // RFC 8656 §12
-  std::size_t maxAllocationsPerUser = 10;
+  std::size_t maxAllocationsPerUser =
+      50;  // a browser takes one per ICE server URL and PeerConnection
   std::size_t maxPermissionsPerAllocation = 64;  // each also bounds channels
   // Token bucket per allocation, bytes/s both ways together; 0 = unlimited.
   std::uint64_t bandwidthPerAllocation = 2'500'000;  // 20 Mbit/s
