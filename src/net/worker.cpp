@@ -260,6 +260,17 @@ void Worker::answerBinding(Listener& self, std::span<const std::uint8_t> request
   counters_.dropped.add();
 }
 
+void Worker::scheduleFlush() {
+  // Posted handlers run after the handlers already made ready by the same epoll wake-up, so
+  // one flush serves every relay socket that had data.
+  if (flushPosted_) return;
+  flushPosted_ = true;
+  asio::post(context_, [this] {
+    flushPosted_ = false;
+    flushListeners();
+  });
+}
+
 void Worker::flushListeners() {
   for (Listener* listener : dirtyListeners_) {
     if (!listener->pending || listener->pending->empty()) continue;
@@ -562,7 +573,8 @@ void Worker::drainRelay(RelayId id, std::uint32_t generation) {
     }
     if (received < kBatch) break;
   }
-  flushListeners();
+  // No flush here: what this drain queued toward clients leaves with what the other relay
+  // sockets ready in this loop iteration queue, in one sendmmsg (see scheduleFlush).
   if (alive()) armRelay(id);
 }
 
@@ -608,6 +620,7 @@ void Worker::sendToClient(const turn::FiveTuple& client, std::span<const std::ui
       counters_.dropped.add(dropped);
     } else if (listener->pending->size() == 1) {
       dirtyListeners_.push_back(listener);
+      scheduleFlush();
     }
     return;
   }

@@ -115,6 +115,7 @@ class Worker : private turn::RelayIo {
                      const Endpoint& local, const sockaddr_storage& peer, socklen_t peerLength,
                      const std::optional<IpAddress>& replySource);
   void flushListeners();
+  void scheduleFlush();
   void accept(std::size_t index);
   void admitStream(asio::ip::tcp::socket socket, std::shared_ptr<tls::ServerContext> tlsContext);
   void openTlsAcceptor(const SocketSpec& spec);
@@ -147,6 +148,7 @@ class Worker : private turn::RelayIo {
   WorkerCounters counters_;
   std::vector<Listener> listeners_;
   std::vector<Listener*> dirtyListeners_;
+  bool flushPosted_ = false;
   std::vector<asio::ip::tcp::acceptor> acceptors_;
   std::vector<const SocketSpec*> acceptorSpecs_;
   std::vector<asio::ip::tcp::acceptor> tlsAcceptors_;
