@@ -34,9 +34,15 @@
 #include <parley/stun/builder.hpp>
 #include <parley/stun/message.hpp>
 
+#include "load_common.hpp"
+
 namespace {
 
 namespace stun = parley::stun;
+using parley::bench::die;
+using parley::bench::nowNs;
+using parley::bench::parseDouble;
+using parley::bench::parseNumber;
 
 constexpr std::size_t kBatch = 64;
 constexpr std::size_t kMaxDatagram = 2048;
@@ -47,18 +53,6 @@ constexpr double kMaxDurationSeconds = 120.0;
 constexpr std::uint64_t kRingSize = std::uint64_t{1} << 22;
 constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
 constexpr int kSocketBufferBytes = 4 << 20;
-
-std::uint64_t nowNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "stun_load: %s\n", message.c_str());
-  std::exit(2);
-}
 
 struct Options {
   sockaddr_in server{};
@@ -84,27 +78,6 @@ void usage() {
                "  --sockets       client sockets, each with its own source port (default 1)\n"
                "  --timeout-ms    a request unanswered this long counts as lost (default 1000)\n"
                "  --quiet         print only the JSON line\n");
-}
-
-template <typename T>
-T parseNumber(std::string_view name, std::string_view text) {
-  T value{};
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc{} || end != text.data() + text.size()) {
-    die("bad value for " + std::string(name) + ": " + std::string(text));
-  }
-  return value;
-}
-
-double parseDouble(std::string_view name, std::string_view text) {
-  // from_chars for double is in libstdc++ 11+, but strtod keeps this portable to older ones.
-  const std::string copy(text);
-  char* end = nullptr;
-  const double value = std::strtod(copy.c_str(), &end);
-  if (end == copy.c_str() || *end != '\0' || !std::isfinite(value)) {
-    die("bad value for " + std::string(name) + ": " + copy);
-  }
-  return value;
 }
 
 Options parseOptions(int argc, char** argv) {

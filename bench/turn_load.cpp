@@ -53,11 +53,17 @@
 #include <parley/stun/integrity.hpp>
 #include <parley/stun/message.hpp>
 
+#include "load_common.hpp"
+
 namespace {
 
 namespace stun = parley::stun;
 using parley::Endpoint;
 using parley::IpAddress;
+using parley::bench::die;
+using parley::bench::nowNs;
+using parley::bench::parseDouble;
+using parley::bench::parseNumber;
 
 constexpr std::size_t kBatch = 64;
 constexpr std::size_t kMaxDatagram = 2048;
@@ -73,20 +79,8 @@ constexpr std::uint32_t kPeerTag = 0x80000000u;  // epoll data: peer sink, not c
 constexpr std::uint64_t kRtoNs = 500'000'000;
 constexpr int kMaxTries = 7;
 
-std::uint64_t nowNs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 double seconds(std::uint64_t ns) {
   return static_cast<double>(ns) / 1e9;
-}
-
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "turn_load: %s\n", message.c_str());
-  std::exit(2);
 }
 
 enum class Mode { Relay, Allocs, Idle };
@@ -137,26 +131,6 @@ void usage() {
       "  --sockets       allocs: client sockets cycling in parallel (default 16)\n"
       "  --hold          idle: seconds to hold the allocations, <= 120 (default 2)\n"
       "  --quiet         print only the JSON line\n");
-}
-
-template <typename T>
-T parseNumber(std::string_view name, std::string_view text) {
-  T value{};
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc{} || end != text.data() + text.size()) {
-    die("bad value for " + std::string(name) + ": " + std::string(text));
-  }
-  return value;
-}
-
-double parseDouble(std::string_view name, std::string_view text) {
-  const std::string copy(text);
-  char* end = nullptr;
-  const double value = std::strtod(copy.c_str(), &end);
-  if (end == copy.c_str() || *end != '\0' || !std::isfinite(value)) {
-    die("bad value for " + std::string(name) + ": " + copy);
-  }
-  return value;
 }
 
 Options parseOptions(int argc, char** argv) {
