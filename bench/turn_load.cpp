@@ -61,6 +61,7 @@ namespace stun = parley::stun;
 using parley::Endpoint;
 using parley::IpAddress;
 using parley::bench::die;
+using parley::bench::Histogram;
 using parley::bench::nowNs;
 using parley::bench::parseDouble;
 using parley::bench::parseNumber;
@@ -213,61 +214,9 @@ Options parseOptions(int argc, char** argv) {
     die("--hold must be in [0, 120]");
   }
 
-  const auto colon = options.serverText.rfind(':');
-  if (colon == std::string::npos) die("--server needs IP:PORT");
-  const std::string host = options.serverText.substr(0, colon);
-  options.server.sin_family = AF_INET;
-  options.server.sin_port =
-      htons(parseNumber<std::uint16_t>("--server port", options.serverText.substr(colon + 1)));
-  if (::inet_pton(AF_INET, host.c_str(), &options.server.sin_addr) != 1) {
-    die("--server needs an IPv4 address: " + host);
-  }
+  options.server = parley::bench::parseServer(options.serverText);
   return options;
 }
-
-// Log-linear histogram of nanosecond values (as in stun_load): 32 sub-buckets per power of
-// two, quantiles within about 3%, constant memory.
-class Histogram {
- public:
-  void add(std::uint64_t value) {
-    ++counts_[bucketOf(value)];
-    ++total_;
-  }
-  std::uint64_t total() const { return total_; }
-  std::uint64_t quantile(double q) const {
-    if (total_ == 0) return 0;
-    const auto rank = std::max<std::uint64_t>(
-        1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total_))));
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= rank) return upperBound(i);
-    }
-    return upperBound(counts_.size() - 1);
-  }
-  double quantileUs(double q) const { return static_cast<double>(quantile(q)) / 1000.0; }
-
- private:
-  static constexpr int kSubBits = 5;
-  static constexpr std::size_t kSub = std::size_t{1} << kSubBits;
-
-  static std::size_t bucketOf(std::uint64_t value) {
-    if (value < kSub) return static_cast<std::size_t>(value);
-    const int msb = 63 - __builtin_clzll(value);
-    const int shift = msb - kSubBits;
-    const auto sub = static_cast<std::size_t>((value >> shift) & (kSub - 1));
-    return static_cast<std::size_t>(shift + 1) * kSub + sub;
-  }
-  static std::uint64_t upperBound(std::size_t bucket) {
-    if (bucket < kSub) return bucket;
-    const std::size_t shift = bucket / kSub - 1;
-    const std::uint64_t sub = bucket % kSub;
-    return ((kSub + sub + 1) << shift) - 1;
-  }
-
-  std::array<std::uint64_t, 64 * kSub> counts_{};
-  std::uint64_t total_ = 0;
-};
 
 // ---- the server process, read from /proc ----------------------------------------------------
 
