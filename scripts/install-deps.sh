@@ -7,6 +7,7 @@ build_packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libtomlplusplus-dev libcli11-dev libexpected-dev
   libspdlog-dev libfmt-dev libidn-dev zlib1g-dev
+  nlohmann-json3-dev libsqlite3-dev libsodium-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
