@@ -6,13 +6,20 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <boost/asio/ip/tcp.hpp>
+
+#include <parley/api/platform.hpp>
+#include <parley/auth/auth.hpp>
 #include <parley/base/log.hpp>
 #include <parley/config/config.hpp>
 #include <parley/net/stun_server.hpp>
+#include <parley/store/store.hpp>
 #include <parley/tls/certificate.hpp>
 #include <parley/tls/context.hpp>
 #include <parley/version.hpp>
+#include <parley/web/server.hpp>
 
 #include "commands.hpp"
 
@@ -109,10 +116,181 @@ void logTurn(const net::StunServerOptions& options, const Credentials& credentia
 tls::CertificatePaths certificatePaths(const config::Config& config) {
   if (!config.tls.certFile.empty()) return {config.tls.certFile, config.tls.keyFile};
   std::vector<std::string> names{"localhost"};
-  for (const IpAddress& address : config.stun.listen) {
-    if (!address.isUnspecified()) names.push_back(address.toString());
+  for (const auto* list : {&config.stun.listen, &config.web.listen}) {
+    for (const IpAddress& address : *list) {
+      const std::string name = address.toString();
+      if (!address.isUnspecified() && std::find(names.begin(), names.end(), name) == names.end())
+        names.push_back(name);
+    }
   }
   return tls::ensureSelfSigned(config.server.dataDir, names);
+}
+
+// Port 0 asks for a free port (tests). The web platform needs its real port before it starts,
+// for links and Origin checks, so the app picks one here: bind, read, release.
+std::uint16_t pickFreePort(const IpAddress& address) {
+  namespace asio = boost::asio;
+  asio::io_context context;
+  asio::ip::tcp::acceptor acceptor(context);
+  const auto ip = asio::ip::make_address(address.toString());
+  acceptor.open(ip.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6());
+  acceptor.bind({ip, 0});
+  return acceptor.local_endpoint().port();
+}
+
+// Thousands of WebSockets and TURN sockets need more descriptors than the usual soft limit.
+void raiseDescriptorLimit(const std::shared_ptr<spdlog::logger>& logger) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    logger->warn("could not raise the open-file limit: {}", std::strerror(errno));
+  }
+}
+
+// The TURN counters in Prometheus text format, for /metrics.
+std::string turnMetrics(const net::StunServer& server) {
+  const turn::Counters turn = server.turnCounters();
+  std::string out;
+  const auto counter = [&out](std::string_view name, std::string_view help, std::uint64_t value,
+                              std::string_view type = "counter") {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+  };
+  counter("parley_turn_allocations_active", "TURN allocations now.", turn.allocationsActive,
+          "gauge");
+  counter("parley_turn_allocations_created_total", "TURN allocations created.",
+          turn.allocationsCreated);
+  counter("parley_turn_relayed_packets_to_peer_total", "Packets relayed to peers.",
+          turn.packetsToPeer);
+  counter("parley_turn_relayed_bytes_to_peer_total", "Bytes relayed to peers.", turn.bytesToPeer);
+  counter("parley_turn_relayed_packets_to_client_total", "Packets relayed to clients.",
+          turn.packetsToClient);
+  counter("parley_turn_relayed_bytes_to_client_total", "Bytes relayed to clients.",
+          turn.bytesToClient);
+  counter("parley_turn_auth_failures_total", "TURN requests with wrong credentials.",
+          turn.authFailures);
+  counter("parley_turn_forbidden_peers_total", "Relay attempts to denied peer addresses.",
+          turn.forbiddenPeers);
+  counter("parley_turn_quota_rejections_total", "Allocations refused by quota.",
+          turn.quotaRejections);
+  return out;
+}
+
+// The web platform of `parley serve`: store, tokens, REST + signaling, HTTPS and the redirect.
+struct WebPlatform {
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<auth::TokenSigner> signer;
+  std::unique_ptr<api::Platform> platform;
+  std::shared_ptr<tls::ContextHolder> tls;
+  std::unique_ptr<web::WebServer> server;
+};
+
+web::WebServerOptions webServerOptions(const config::Config& config) {
+  const config::WebConfig& web = config.web;
+  web::WebServerOptions options;
+  options.listen = web.listen;
+  options.httpsPort = web.httpsPort;
+  if (web.httpRedirect) {
+    options.httpPort = web.httpPort;
+  } else {
+    options.httpPort.reset();
+  }
+  options.publicOrigin = config.publicUrl();
+  options.threads = config.server.threads;
+  options.clientDir = web.clientDir.empty() ? std::filesystem::path(PARLEY_CLIENT_DIR)
+                                            : std::filesystem::path(web.clientDir);
+  options.appRoutes = {"/", "/setup", "/join", "/room/", "/check"};
+  web::Limits& limits = options.limits;
+  limits.maxHeaderBytes = web.maxHeaderBytes;
+  limits.maxBodyBytes = web.maxBodyBytes;
+  limits.maxConnections = web.maxConnections;
+  limits.headerTimeout = std::chrono::seconds(web.headerTimeoutSeconds);
+  limits.idleTimeout = std::chrono::seconds(web.idleTimeoutSeconds);
+  // 0 = unlimited: a rate no client reaches.
+  limits.requestsPerSecondPerIp = web.requestsPerSecondPerIp == 0 ? 1e12 : web.requestsPerSecondPerIp;
+  limits.requestBurstPerIp = web.requestsPerSecondPerIp == 0 ? 1e12 : web.requestBurstPerIp;
+  limits.wsMaxMessageBytes = web.wsMaxMessageBytes;
+  limits.wsMaxQueuedBytes = web.wsMaxQueuedBytes;
+  limits.wsPingInterval = std::chrono::seconds(web.wsPingIntervalSeconds);
+  return options;
+}
+
+api::PlatformOptions platformOptions(const config::Config& config, const net::StunServer& turn,
+                                     const Credentials& credentials) {
+  api::PlatformOptions options;
+  options.publicUrl = config.publicUrl();
+  std::string host = options.publicUrl.substr(std::string_view("https://").size());
+  if (host.starts_with('[')) {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  options.turn.host = host;
+  if (!turn.udpEndpoints().empty()) options.turn.udpPort = turn.udpEndpoints().front().port;
+  if (!turn.tcpEndpoints().empty()) options.turn.tcpPort = turn.tcpEndpoints().front().port;
+  if (!turn.tlsEndpoints().empty()) options.turn.tlsPort = turn.tlsEndpoints().front().port;
+  if (config.turn.enabled) options.turn.secrets = credentials.secrets;
+  options.turn.credentialTtl = std::chrono::seconds(config.turn.credentialTtlSeconds);
+  options.sessionTtl = std::chrono::seconds(config.auth.sessionTtlSeconds);
+  options.invitationTtl = std::chrono::seconds(config.auth.invitationTtlSeconds);
+  options.guestTtl = std::chrono::seconds(config.auth.guestTtlSeconds);
+  options.setupTtl = std::chrono::seconds(config.auth.setupTtlSeconds);
+  options.passwords = passwordPolicy(config);
+  options.loginThrottle.maxFailures = config.auth.loginMaxFailures;
+  options.loginThrottle.window = std::chrono::seconds(config.auth.loginWindowSeconds);
+  options.loginThrottle.lockout = std::chrono::seconds(config.auth.loginLockoutSeconds);
+  options.rooms.maxParticipants = config.rooms.maxParticipants;
+  options.rooms.maxLobby = config.rooms.maxLobby;
+  options.rooms.chatHistory = config.rooms.chatHistory;
+  options.rooms.reconnectGrace = std::chrono::seconds(config.rooms.reconnectGraceSeconds);
+  options.clientErrorsPerMinute = config.web.clientErrorsPerMinute;
+  return options;
+}
+
+// Opens the store and starts HTTPS; throws with the reason (start-up error).
+WebPlatform startWebPlatform(const config::Config& config, const tls::CertificatePaths& certificate,
+                             const net::StunServer& turn, const Credentials& credentials,
+                             const std::shared_ptr<spdlog::logger>& logger) {
+  WebPlatform web;
+  web.store = store::Store::open(databasePath(config));
+  web.signer = std::make_unique<auth::TokenSigner>(
+      std::vector<std::vector<std::uint8_t>>{auth::loadOrCreateKey(tokenKeyPath(config))});
+  web.platform = std::make_unique<api::Platform>(platformOptions(config, turn, credentials),
+                                                 *web.store, *web.signer);
+  web.tls = std::make_shared<tls::ContextHolder>(tls::ServerContext::load(certificate, {"http/1.1"}));
+  web.server = std::make_unique<web::WebServer>(webServerOptions(config), web.tls, *web.platform,
+                                                *web.platform);
+  web.server->start();
+  web.platform->setWebCounters([server = web.server.get()] { return server->counters(); });
+  web.platform->addMetricsSource([&turn] { return turnMetrics(turn); });
+  for (const auto& endpoint : web.server->httpsEndpoints()) {
+    logger->info("listening on https {}", endpoint.toString());
+  }
+  for (const auto& endpoint : web.server->httpEndpoints()) {
+    logger->info("listening on http {} (redirects to https)", endpoint.toString());
+  }
+  return web;
+}
+
+// SIGTERM: stop taking new connections, tell every signaling client, give calls (whose media
+// runs through TURN, which keeps going) `grace` to end, then close the rest and stop.
+void shutDownWeb(WebPlatform& web, std::chrono::seconds grace, const sigset_t& signals,
+                 const std::shared_ptr<spdlog::logger>& logger) {
+  web.server->stopAccepting();
+  web.platform->beginShutdown(5000);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  const timespec poll{0, 100'000'000};
+  while (web.server->activeWebSockets() > 0 && std::chrono::steady_clock::now() < deadline) {
+    const int signal = sigtimedwait(&signals, nullptr, &poll);
+    if (signal == SIGINT || signal == SIGTERM) {
+      logger->info("second signal: not waiting for open calls");
+      break;
+    }
+  }
+  if (const auto open = web.server->activeWebSockets(); open > 0) {
+    logger->info("closing {} signaling connections", open);
+  }
+  web.server->stop();
 }
 
 // SIGHUP: re-read the file with the same flags and hand the new credentials to the server;
@@ -155,7 +333,7 @@ int runServer(const ConfigFlags& flags, Role role) {
                                     ? std::nullopt
                                     : std::optional<std::filesystem::path>(flags.configFile)),
       toOverrides(flags)};
-  const auto config = config::loadConfig(source.file, source.overrides);
+  auto config = config::loadConfig(source.file, source.overrides);
   if (!config) {
     printErrors(config.error());
     return kExitUsage;
@@ -177,6 +355,19 @@ int runServer(const ConfigFlags& flags, Role role) {
         "no config file found (--config, PARLEY_CONFIG, ./parley.toml): running the embedded "
         "default configuration; 'parley config print' shows it");
   }
+  const bool serveWeb = role == Role::Serve;
+  if (serveWeb) {
+    raiseDescriptorLimit(logger);
+    try {
+      if (config->web.httpsPort == 0) config->web.httpsPort = pickFreePort(config->web.listen.front());
+      if (config->web.httpRedirect && config->web.httpPort == 0) {
+        config->web.httpPort = pickFreePort(config->web.listen.front());
+      }
+    } catch (const std::exception& error) {
+      logger->error("web: cannot bind {}: {}", config->web.listen.front().toString(), error.what());
+      return kExitRuntime;
+    }
+  }
 
   net::StunServerOptions options = toStunServerOptions(*config);
   Credentials credentials;
@@ -192,7 +383,7 @@ int runServer(const ConfigFlags& flags, Role role) {
   }
 
   std::optional<tls::CertificatePaths> certificates;
-  if (config->tls.enabled || config->tls.dtls) {
+  if (config->tls.enabled || config->tls.dtls || serveWeb) {
     try {
       certificates = certificatePaths(*config);
       // RFC 7443: "stun.turn" is TURN's ALPN id; clients that send no ALPN are served too.
@@ -232,6 +423,25 @@ int runServer(const ConfigFlags& flags, Role role) {
   }
   logTurn(options, credentials, logger);
 
+  std::optional<WebPlatform> web;
+  if (serveWeb) {
+    try {
+      web = startWebPlatform(*config, *certificates, server, credentials, logger);
+    } catch (const std::exception& error) {
+      logger->error("web: {}", error.what());
+      server.stop();
+      return kExitRuntime;
+    }
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    if (web->store->advisorCount() == 0) {
+      // The embedded default's first step: whoever reads the console sets up the first advisor.
+      logger->info("first advisor set-up: {}", web->platform->setupLink(now));
+    }
+    logger->info("ready at {}/", config->publicUrl());
+  }
+
   for (;;) {
     const int signal = waitForSignal(signals);
     if (signal != SIGHUP) {
@@ -248,11 +458,13 @@ int runServer(const ConfigFlags& flags, Role role) {
           logger->info("tls certificate reloaded (sha-256 {})",
                        options.tls.contexts->current()->fingerprint());
         }
+        if (web && web->tls->reload(paths)) logger->info("https certificate reloaded");
       } catch (const std::exception& error) {
         logger->error("SIGHUP: TLS: {}; keeping the old certificate", error.what());
       }
     }
   }
+  if (web) shutDownWeb(*web, std::chrono::seconds(config->web.shutdownGraceSeconds), signals, logger);
   server.stop();
   logger->info("stopped");
   return kExitOk;
@@ -270,8 +482,8 @@ void addServerCommand(CLI::App& app, Action& run, Role role, const std::string& 
 
 void addServeCommands(CLI::App& app, Action& run) {
   addServerCommand(app, run, Role::Serve,
-                   "Run the Parley server (this release: STUN and the TURN relay); without a "
-                   "config file it runs the embedded default configuration");
+                   "Run the Parley server (web app, REST API, signaling, STUN and the TURN "
+                   "relay); without a config file it runs the embedded default configuration");
   addServerCommand(app, run, Role::Turn,
                    "STUN/TURN only, for relay nodes: needs the deployment's TURN credentials "
                    "(turn.secrets or turn.users) unless turn.enabled = false");

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <parley/auth/auth.hpp>
 #include <parley/config/config.hpp>
 #include <parley/net/stun_server.hpp>
 
@@ -39,6 +40,9 @@ struct ConfigFlags {
   std::vector<std::string> allowPeers;         // together replace turn.allowed_peers
   std::string tlsPort;
   bool noTls = false;  // tls.enabled = false and tls.dtls = false
+  std::string httpsPort;
+  std::string httpPort;
+  std::string publicUrl;
 };
 
 void addConfigFlags(CLI::App& command, ConfigFlags& flags);
@@ -65,7 +69,14 @@ struct TurnSecretFile {
 };
 TurnSecretFile loadOrCreateTurnSecret(const std::filesystem::path& dataDir);
 
+// Where `parley serve` keeps its database and token key: DATA_DIR/parley.db, DATA_DIR/token-key.
+std::filesystem::path databasePath(const config::Config& config);
+std::filesystem::path tokenKeyPath(const config::Config& config);
+// [auth] password_* as the Argon2id cost.
+auth::PasswordPolicy passwordPolicy(const config::Config& config);
+
 void addServeCommands(CLI::App& app, Action& run);  // serve, turn
+void addAdminCommands(CLI::App& app, Action& run);  // admin create-advisor, create-room, invite
 void addConfigCommand(CLI::App& app, Action& run);  // config check, config print
 
 }  // namespace parley::app

@@ -69,6 +69,12 @@ void addConfigFlags(CLI::App& command, ConfigFlags& flags) {
       ->allow_extra_args(false);
   command.add_option("--tls-port", flags.tlsPort, "Same as --set tls.port=N")->type_name("N");
   command.add_flag("--no-tls", flags.noTls, "Same as --set tls.enabled=false --set tls.dtls=false");
+  command.add_option("--https-port", flags.httpsPort, "Same as --set web.https_port=N")
+      ->type_name("N");
+  command.add_option("--http-port", flags.httpPort, "Same as --set web.http_port=N")
+      ->type_name("N");
+  command.add_option("--public-url", flags.publicUrl, "Same as --set web.public_url=URL")
+      ->type_name("URL");
 }
 
 namespace {
@@ -139,6 +145,11 @@ std::vector<std::string> toOverrides(const ConfigFlags& flags) {
   if (flags.noTls) {
     overrides.push_back("tls.enabled=false");
     overrides.push_back("tls.dtls=false");
+  }
+  if (!flags.httpsPort.empty()) overrides.push_back("web.https_port=" + flags.httpsPort);
+  if (!flags.httpPort.empty()) overrides.push_back("web.http_port=" + flags.httpPort);
+  if (!flags.publicUrl.empty()) {
+    overrides.push_back("web.public_url=" + config::tomlQuote(flags.publicUrl));
   }
   return overrides;
 }

@@ -11,7 +11,7 @@
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"Parley: a self-hosted video-consultation platform. This release serves STUN.",
+  CLI::App app{"Parley: a self-hosted video-consultation platform.",
                "parley"};
   app.set_version_flag("--version", std::string("parley ") + parley::kVersion,
                        "Print the version and exit");
@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   parley::app::Action run;
   parley::app::addServeCommands(app, run);
   parley::app::addConfigCommand(app, run);
+  parley::app::addAdminCommands(app, run);
 
   try {
     app.parse(argc, argv);

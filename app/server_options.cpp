@@ -76,4 +76,19 @@ net::StunServerOptions toStunServerOptions(const config::Config& config) {
   return options;
 }
 
+std::filesystem::path databasePath(const config::Config& config) {
+  return std::filesystem::path(config.server.dataDir) / "parley.db";
+}
+
+std::filesystem::path tokenKeyPath(const config::Config& config) {
+  return std::filesystem::path(config.server.dataDir) / "token-key";
+}
+
+auth::PasswordPolicy passwordPolicy(const config::Config& config) {
+  auth::PasswordPolicy policy;
+  policy.opsLimit = config.auth.passwordIterations;
+  policy.memLimitBytes = static_cast<std::size_t>(config.auth.passwordMemoryKib) * 1024;
+  return policy;
+}
+
 }  // namespace parley::app

@@ -13,7 +13,7 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   coturn stun-client python3 python3-aioice python3-aiortc util-linux procps
-  chromium nodejs
+  chromium nodejs firefox-esr
 )
 
 wanted=("${build_packages[@]}")

@@ -52,6 +52,82 @@ constexpr IntLimit kUnauthenticatedPerSecond{1, 100'000};
 constexpr std::size_t kRealmMaxChars = 127;
 constexpr std::size_t kRealmMaxBytes = 763;
 constexpr std::size_t kUserNameMaxBytes = 512;
+constexpr IntLimit kCredentialTtl{60, 604'800};
+
+// [web], [auth] and [rooms] are mostly bounded integers: one table per section describes each
+// (key, range, comment, member) once, and reading, validation and printing all walk it.
+template <typename Section>
+struct UnsignedField {
+  std::string_view key;
+  IntLimit limit;
+  std::string_view comment;
+  unsigned Section::*member;
+};
+
+constexpr UnsignedField<WebConfig> kWebFields[] = {
+    {"web.max_header_bytes", {1024, 1 << 20}, "Largest request head in bytes (431 beyond).",
+     &WebConfig::maxHeaderBytes},
+    {"web.max_body_bytes", {1024, 64 << 20}, "Largest request body in bytes (413 beyond).",
+     &WebConfig::maxBodyBytes},
+    {"web.max_connections", {1, 1'000'000}, "Most open HTTPS connections; more are closed.",
+     &WebConfig::maxConnections},
+    {"web.header_timeout_seconds", {1, 300}, "A request head must arrive within this time.",
+     &WebConfig::headerTimeoutSeconds},
+    {"web.idle_timeout_seconds", {1, 3600}, "Idle keep-alive connections close after this.",
+     &WebConfig::idleTimeoutSeconds},
+    {"web.requests_per_second_per_ip", {0, 1'000'000},
+     "Requests per second per client IP (429 beyond); 0 = unlimited.",
+     &WebConfig::requestsPerSecondPerIp},
+    {"web.request_burst_per_ip", {1, 1'000'000}, "Burst allowance of that rate.",
+     &WebConfig::requestBurstPerIp},
+    {"web.ws_max_message_bytes", {1024, 16 << 20},
+     "Largest WebSocket message in bytes (close 1009 beyond).", &WebConfig::wsMaxMessageBytes},
+    {"web.ws_max_queued_bytes", {4096, 256 << 20},
+     "Bytes queued for a WebSocket that does not read before it is dropped (close 4008).",
+     &WebConfig::wsMaxQueuedBytes},
+    {"web.ws_ping_interval_seconds", {1, 3600},
+     "WebSocket ping interval; no pong within twice this closes the socket.",
+     &WebConfig::wsPingIntervalSeconds},
+    {"web.shutdown_grace_seconds", {0, 3600},
+     "On SIGTERM, how long open calls may go on before the server stops.",
+     &WebConfig::shutdownGraceSeconds},
+    {"web.client_errors_per_minute", {1, 10'000}, "Client error reports accepted per IP a minute.",
+     &WebConfig::clientErrorsPerMinute},
+};
+
+constexpr UnsignedField<AuthConfig> kAuthFields[] = {
+    {"auth.session_ttl_seconds", {60, 2'592'000}, "Advisor login session lifetime.",
+     &AuthConfig::sessionTtlSeconds},
+    {"auth.invitation_ttl_seconds", {60, 31'536'000}, "Default invitation link validity.",
+     &AuthConfig::invitationTtlSeconds},
+    {"auth.guest_ttl_seconds", {60, 2'592'000}, "A customer's cookie lifetime after joining.",
+     &AuthConfig::guestTtlSeconds},
+    {"auth.setup_ttl_seconds", {60, 2'592'000}, "Validity of the first-advisor set-up link.",
+     &AuthConfig::setupTtlSeconds},
+    {"auth.login_max_failures", {1, 1000},
+     "Failed logins per account and per IP within the window before a lockout.",
+     &AuthConfig::loginMaxFailures},
+    {"auth.login_window_seconds", {1, 86'400}, "Window for counting failed logins.",
+     &AuthConfig::loginWindowSeconds},
+    {"auth.login_lockout_seconds", {1, 86'400},
+     "First lockout; doubles for each further one, capped at 1 hour.",
+     &AuthConfig::loginLockoutSeconds},
+    {"auth.password_memory_kib", {8192, 4'194'304}, "Argon2id memory cost in KiB.",
+     &AuthConfig::passwordMemoryKib},
+    {"auth.password_iterations", {1, 100}, "Argon2id time cost (passes).",
+     &AuthConfig::passwordIterations},
+};
+
+constexpr UnsignedField<RoomsConfig> kRoomsFields[] = {
+    {"rooms.max_participants", {2, 100}, "Admitted participants per meeting, host included.",
+     &RoomsConfig::maxParticipants},
+    {"rooms.max_lobby", {1, 1000}, "Guests waiting in a lobby.", &RoomsConfig::maxLobby},
+    {"rooms.chat_history", {0, 100'000}, "Chat messages kept for the meeting's lifetime.",
+     &RoomsConfig::chatHistory},
+    {"rooms.reconnect_grace_seconds", {0, 3600},
+     "How long a dropped participant keeps their place before leaving.",
+     &RoomsConfig::reconnectGraceSeconds},
+};
 constexpr std::size_t kSecretMinChars = 16;
 constexpr std::string_view kUserKeys[] = {"name", "password"};
 
@@ -59,8 +135,8 @@ constexpr std::string_view kLevelList = "trace, debug, info, warn, error, off";
 
 // Every key the file may contain; tables are recursed into, other keys are leaves.
 const std::set<std::string, std::less<>>& knownTables() {
-  static const std::set<std::string, std::less<>> tables{"server", "log",  "log.modules",
-                                                         "stun",   "turn", "tls"};
+  static const std::set<std::string, std::less<>> tables{
+      "server", "log", "log.modules", "stun", "turn", "tls", "web", "auth", "rooms"};
   return tables;
 }
 
@@ -109,6 +185,7 @@ const std::set<std::string, std::less<>>& knownKeys() {
                                            "turn.denied_peers",
                                            "turn.relay_socket_buffer_bytes",
                                            "turn.unauthenticated_per_second",
+                                           "turn.credential_ttl_seconds",
                                            "tls",
                                            "tls.enabled",
                                            "tls.dtls",
@@ -117,6 +194,15 @@ const std::set<std::string, std::less<>>& knownKeys() {
                                            "tls.key_file"};
     for (const auto module : kLogModules)
       all.insert("log.modules." + std::string(module));
+    for (const auto key : {"web", "web.listen", "web.https_port", "web.http_port",
+                           "web.http_redirect", "web.public_url", "web.client_dir", "auth", "rooms"})
+      all.insert(key);
+    for (const auto& field : kWebFields)
+      all.insert(std::string(field.key));
+    for (const auto& field : kAuthFields)
+      all.insert(std::string(field.key));
+    for (const auto& field : kRoomsFields)
+      all.insert(std::string(field.key));
     return all;
   }();
   return keys;
@@ -381,6 +467,39 @@ void validateTurn(const Config& config, std::vector<Issue>& issues) {
              kRelaySocketBufferBytes);
   checkRange(issues, "turn.unauthenticated_per_second", turn.unauthenticatedPerSecond,
              kUnauthenticatedPerSecond);
+  checkRange(issues, "turn.credential_ttl_seconds", turn.credentialTtlSeconds, kCredentialTtl);
+}
+
+template <typename Section, std::size_t N>
+void checkFields(std::vector<Issue>& issues, const Section& section,
+                 const UnsignedField<Section> (&fields)[N]) {
+  for (const auto& field : fields)
+    checkRange(issues, std::string(field.key), section.*field.member, field.limit);
+}
+
+void validateWeb(const Config& config, std::vector<Issue>& issues) {
+  const WebConfig& web = config.web;
+  checkFields(issues, web, kWebFields);
+  checkFields(issues, config.auth, kAuthFields);
+  checkFields(issues, config.rooms, kRoomsFields);
+  if (web.listen.empty()) addIssue(issues, "web.listen", "must list at least one address");
+  if (web.httpRedirect && web.httpPort != 0 && web.httpPort == web.httpsPort) {
+    addIssue(issues, "web.http_port",
+             fmt::format("must differ from web.https_port (both are {})", web.httpPort));
+  }
+  if (!web.publicUrl.empty()) {
+    const std::string_view url = web.publicUrl;
+    const bool https = url.starts_with("https://") && url.size() > 8;
+    const bool plain = url.find_first_of(" \t\r\n\"'<>") == std::string_view::npos;
+    auto rest = https ? url.substr(8) : std::string_view{};
+    while (rest.ends_with('/'))
+      rest.remove_suffix(1);
+    if (!https || !plain || rest.empty() || rest.find('/') != std::string_view::npos) {
+      addIssue(issues, "web.public_url",
+               fmt::format("expected \"https://HOST\" or \"https://HOST:PORT\" without a path, got {}",
+                           tomlQuote(web.publicUrl)));
+    }
+  }
 }
 
 void validateTls(const Config& config, std::vector<Issue>& issues) {
@@ -415,7 +534,7 @@ void validateInto(const Config& config, std::vector<Issue>& issues) {
     if (std::find(std::begin(kLogModules), std::end(kLogModules), module) ==
         std::end(kLogModules)) {
       addIssue(issues, key,
-               fmt::format("unknown module '{}' (modules: app, config, net, stun)", module));
+               fmt::format("unknown module '{}' (modules: {})", module, fmt::join(kLogModules, ", ")));
     }
     if (!log::isValidLevel(level)) {
       addIssue(issues, key,
@@ -480,6 +599,7 @@ void validateInto(const Config& config, std::vector<Issue>& issues) {
 
   validateTurn(config, issues);
   validateTls(config, issues);
+  validateWeb(config, issues);
 }
 
 // toml++ quotes the offending input, newline included; keep each error on one line.
@@ -607,6 +727,9 @@ class Loader {
     if (const auto* stun = section("stun")) readStun(*stun, config.stun);
     if (const auto* turn = section("turn")) readTurn(*turn, config.turn);
     if (const auto* tls = section("tls")) readTls(*tls, config.tls);
+    if (const auto* web = section("web")) readWeb(*web, config.web);
+    if (const auto* auth = section("auth")) readFields(*auth, config.auth, kAuthFields);
+    if (const auto* rooms = section("rooms")) readFields(*rooms, config.rooms, kRoomsFields);
 
     std::vector<Issue> issues;
     validateInto(config, issues);
@@ -934,6 +1057,7 @@ class Loader {
               cidr);
     readInt(table, "turn.relay_socket_buffer_bytes", kRelaySocketBufferBytes,
             out.relaySocketBufferBytes);
+    readInt(table, "turn.credential_ttl_seconds", kCredentialTtl, out.credentialTtlSeconds);
     readInt(table, "turn.unauthenticated_per_second", kUnauthenticatedPerSecond,
             out.unauthenticatedPerSecond);
   }
@@ -976,24 +1100,48 @@ class Loader {
     }
   }
 
-  void readStun(const toml::table& table, StunConfig& out) {
-    if (const toml::node* node = field(table, "stun.listen")) {
-      if (const auto* array = node->as_array()) {
-        std::vector<IpAddress> addresses;
-        bool ok = true;
-        for (std::size_t i = 0; i < array->size(); ++i) {
-          const auto address = readAddress((*array)[i], fmt::format("stun.listen[{}]", i));
-          if (address) {
-            addresses.push_back(*address);
-          } else {
-            ok = false;
-          }
-        }
-        if (ok) out.listen = std::move(addresses);
+  // An array of IP address strings; all or nothing.
+  void readAddressList(const toml::table& table, std::string_view key,
+                       std::vector<IpAddress>& out) {
+    const toml::node* node = field(table, key);
+    if (node == nullptr) return;
+    const auto* array = node->as_array();
+    if (array == nullptr) {
+      typeError(key, *node, "an array of IP address strings");
+      return;
+    }
+    std::vector<IpAddress> addresses;
+    bool ok = true;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const auto address = readAddress((*array)[i], fmt::format("{}[{}]", key, i));
+      if (address) {
+        addresses.push_back(*address);
       } else {
-        typeError("stun.listen", *node, "an array of IP address strings");
+        ok = false;
       }
     }
+    if (ok) out = std::move(addresses);
+  }
+
+  template <typename Section, std::size_t N>
+  void readFields(const toml::table& table, Section& out,
+                  const UnsignedField<Section> (&fields)[N]) {
+    for (const auto& descriptor : fields)
+      readInt(table, descriptor.key, descriptor.limit, out.*descriptor.member);
+  }
+
+  void readWeb(const toml::table& table, WebConfig& out) {
+    readAddressList(table, "web.listen", out.listen);
+    readInt(table, "web.https_port", kPort, out.httpsPort);
+    readInt(table, "web.http_port", kPort, out.httpPort);
+    readBool(table, "web.http_redirect", out.httpRedirect);
+    readString(table, "web.public_url", out.publicUrl);
+    readString(table, "web.client_dir", out.clientDir);
+    readFields(table, out, kWebFields);
+  }
+
+  void readStun(const toml::table& table, StunConfig& out) {
+    readAddressList(table, "stun.listen", out.listen);
     readInt(table, "stun.port", kPort, out.port);
     readBool(table, "stun.udp", out.udp);
     readBool(table, "stun.tcp", out.tcp);
@@ -1171,7 +1319,8 @@ std::string toToml(const Config& config) {
   line(fmt::format("format = {}",
                    tomlQuote(config.log.format == log::Format::Json ? "json" : "text")));
   line("");
-  line("# Per-module levels overriding log.level; modules: app, config, net, stun.");
+  line(fmt::format("# Per-module levels overriding log.level; modules: {}.",
+                   fmt::join(kLogModules, ", ")));
   line("[log.modules]");
   for (const auto& [module, level] : config.log.moduleLevels) {
     line(fmt::format("{} = {}", isBareKey(module) ? module : tomlQuote(module), tomlQuote(level)));
@@ -1277,6 +1426,8 @@ std::string toToml(const Config& config) {
   line(fmt::format("relay_socket_buffer_bytes = {}", turn.relaySocketBufferBytes));
   line("# 401 answers per second per source IP address (1-100000).");
   line(fmt::format("unauthenticated_per_second = {}", turn.unauthenticatedPerSecond));
+  line("# Lifetime of the TURN credentials handed to browsers (60-604800 s).");
+  line(fmt::format("credential_ttl_seconds = {}", turn.credentialTtlSeconds));
   line("");
 
   const TlsConfig& tls = config.tls;
@@ -1291,7 +1442,51 @@ std::string toToml(const Config& config) {
   line(fmt::format("cert_file = {}", tomlQuote(tls.certFile)));
   line("# PEM private key; set together with cert_file.");
   line(fmt::format("key_file = {}", tomlQuote(tls.keyFile)));
+  line("");
+
+  const WebConfig& web = config.web;
+  std::vector<std::string> webListen;
+  for (const auto& address : web.listen)
+    webListen.push_back(tomlQuote(address.toString()));
+  line("[web]");
+  line("# Addresses the HTTPS (and redirect) listeners bind to.");
+  line(fmt::format("listen = [{}]", fmt::join(webListen, ", ")));
+  line("# HTTPS, WSS signaling and the REST API; 0 picks a free port.");
+  line(fmt::format("https_port = {}", web.httpsPort));
+  line("# Plain HTTP that only redirects to HTTPS; 0 picks a free port.");
+  line(fmt::format("http_port = {}", web.httpPort));
+  line("# Whether the plain HTTP redirect listener runs.");
+  line(fmt::format("http_redirect = {}", boolText(web.httpRedirect)));
+  line("# https://HOST[:PORT] as browsers reach this server; \"\" = https://localhost[:https_port].");
+  line(fmt::format("public_url = {}", tomlQuote(web.publicUrl)));
+  line("# Directory of the browser client; \"\" = the built-in location.");
+  line(fmt::format("client_dir = {}", tomlQuote(web.clientDir)));
+  const auto printFields = [&](const auto& section, const auto& fields) {
+    for (const auto& field : fields) {
+      line(fmt::format("# {} ({}-{})", field.comment, field.limit.min, field.limit.max));
+      line(fmt::format("{} = {}", field.key.substr(field.key.find('.') + 1),
+                       section.*field.member));
+    }
+  };
+  printFields(web, kWebFields);
+  line("");
+  line("[auth]");
+  printFields(config.auth, kAuthFields);
+  line("");
+  line("[rooms]");
+  printFields(config.rooms, kRoomsFields);
   return out;
+}
+
+std::string Config::publicUrl() const {
+  if (!web.publicUrl.empty()) {
+    std::string url = web.publicUrl;
+    while (url.ends_with('/'))
+      url.pop_back();
+    return url;
+  }
+  if (web.httpsPort == 443) return "https://localhost";
+  return fmt::format("https://localhost:{}", web.httpsPort);
 }
 
 }  // namespace parley::config

@@ -158,9 +158,9 @@ TEST_F(ConfigTest, UnknownKeyInOtherSectionSuggestsTheRightOne) {
 
 TEST_F(ConfigTest, UnknownTableAndTopLevelKey) {
   const auto errors =
-      fileErrors("verbose = true\n[web]\nrealm = \"x\"\n[log.modules]\nstnu = \"debug\"\n");
+      fileErrors("verbose = true\n[video]\nrealm = \"x\"\n[log.modules]\nstnu = \"debug\"\n");
   EXPECT_THAT(errors, ElementsAre(at(1, 1) + "unknown key 'verbose'",
-                                  at(2, 1) + "unknown table 'web'",  // no 'log': three edits
+                                  at(2, 1) + "unknown table 'video'",
                                   at(5, 1) + "unknown key 'log.modules.stnu' (did you mean "
                                              "'log.modules.stun'?)"));
 }
@@ -484,11 +484,43 @@ TEST_F(ConfigTest, ToTomlPrintsEveryKeyWithAComment) {
                                              "turn.denied_peers",
                                              "turn.relay_socket_buffer_bytes",
                                              "turn.unauthenticated_per_second",
+                                             "turn.credential_ttl_seconds",
                                              "tls.enabled",
                                              "tls.dtls",
                                              "tls.port",
                                              "tls.cert_file",
-                                             "tls.key_file"};
+                                             "tls.key_file",
+                                             "web.listen",
+                                             "web.https_port",
+                                             "web.http_port",
+                                             "web.http_redirect",
+                                             "web.public_url",
+                                             "web.client_dir",
+                                             "web.max_header_bytes",
+                                             "web.max_body_bytes",
+                                             "web.max_connections",
+                                             "web.header_timeout_seconds",
+                                             "web.idle_timeout_seconds",
+                                             "web.requests_per_second_per_ip",
+                                             "web.request_burst_per_ip",
+                                             "web.ws_max_message_bytes",
+                                             "web.ws_max_queued_bytes",
+                                             "web.ws_ping_interval_seconds",
+                                             "web.shutdown_grace_seconds",
+                                             "web.client_errors_per_minute",
+                                             "auth.session_ttl_seconds",
+                                             "auth.invitation_ttl_seconds",
+                                             "auth.guest_ttl_seconds",
+                                             "auth.setup_ttl_seconds",
+                                             "auth.login_max_failures",
+                                             "auth.login_window_seconds",
+                                             "auth.login_lockout_seconds",
+                                             "auth.password_memory_kib",
+                                             "auth.password_iterations",
+                                             "rooms.max_participants",
+                                             "rooms.max_lobby",
+                                             "rooms.chat_history",
+                                             "rooms.reconnect_grace_seconds"};
   for (const Config& config : {Config{}, configWithCredentials()}) {
     const std::string text = toToml(config);
     std::vector<std::string> keys;
@@ -510,6 +542,31 @@ TEST_F(ConfigTest, ToTomlPrintsEveryKeyWithAComment) {
     }
     EXPECT_EQ(keys, expected) << text;
   }
+}
+
+TEST_F(ConfigTest, WebSectionsLoadAndValidate) {
+  const auto config = loadConfig(std::nullopt, {"web.https_port=8443", "web.listen=[\"::1\"]",
+                                                "auth.login_max_failures=3", "rooms.max_lobby=7",
+                                                "web.public_url=https://meet.example.com/"});
+  ASSERT_TRUE(config) << config.error().toString();
+  EXPECT_EQ(config->web.httpsPort, 8443);
+  EXPECT_EQ(config->web.listen, std::vector<IpAddress>{*IpAddress::parse("::1")});
+  EXPECT_EQ(config->auth.loginMaxFailures, 3u);
+  EXPECT_EQ(config->rooms.maxLobby, 7u);
+  EXPECT_EQ(config->publicUrl(), "https://meet.example.com");
+
+  EXPECT_EQ(Config{}.publicUrl(), "https://localhost");
+  Config testPort;
+  testPort.web.httpsPort = 8443;
+  EXPECT_EQ(testPort.publicUrl(), "https://localhost:8443");
+
+  const auto bad = loadConfig(std::nullopt, {"web.public_url=http://x", "rooms.max_participants=1",
+                                             "web.http_port=443"});
+  ASSERT_FALSE(bad);
+  const std::string text = bad.error().toString();
+  EXPECT_THAT(text, HasSubstr("web.public_url"));
+  EXPECT_THAT(text, HasSubstr("rooms.max_participants"));
+  EXPECT_THAT(text, HasSubstr("must differ from web.https_port"));
 }
 
 TEST_F(ConfigTest, ValidateReportsEveryProblemWithKeys) {

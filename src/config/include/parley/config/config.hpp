@@ -116,6 +116,8 @@ struct TurnConfig {
   std::vector<Cidr> deniedPeers;              // added to the built-in deny list
   unsigned relaySocketBufferBytes = 1 << 20;  // 65536-67108864
   unsigned unauthenticatedPerSecond = 10;     // 401 answers per second per source IP
+  // Lifetime of the TURN REST credentials handed to browsers with the ICE servers.
+  unsigned credentialTtlSeconds = 43'200;  // 60-604800
 
   friend bool operator==(const TurnConfig&, const TurnConfig&) = default;
 };
@@ -131,12 +133,69 @@ struct TlsConfig {
   friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
 };
 
+// The web platform (docs/api.md): HTTPS + WSS, the HTTP redirect, and their abuse limits.
+struct WebConfig {
+  std::vector<IpAddress> listen{IpAddress::v4(0x7F000001)};  // at least one; 127.0.0.1
+  std::uint16_t httpsPort = 443;                             // 0 picks a free port (tests)
+  std::uint16_t httpPort = 80;  // plain HTTP, only redirects to HTTPS; 0 picks a free port
+  bool httpRedirect = true;     // false: no plain HTTP listener
+  // "https://host[:port]" as browsers reach this server: invitation links, Origin checks, CSP,
+  // redirects, ICE server host names. "" = https://localhost[:https_port].
+  std::string publicUrl;
+  std::string clientDir;  // the browser client's files; "" = the built-in location
+  unsigned maxHeaderBytes = 16 * 1024;
+  unsigned maxBodyBytes = 1024 * 1024;
+  unsigned maxConnections = 20'000;
+  unsigned headerTimeoutSeconds = 10;
+  unsigned idleTimeoutSeconds = 60;
+  unsigned requestsPerSecondPerIp = 50;  // 0 = no per-IP request rate limit
+  unsigned requestBurstPerIp = 200;
+  unsigned wsMaxMessageBytes = 64 * 1024;
+  unsigned wsMaxQueuedBytes = 1024 * 1024;
+  unsigned wsPingIntervalSeconds = 20;
+  unsigned shutdownGraceSeconds = 10;      // SIGTERM: how long calls may finish
+  unsigned clientErrorsPerMinute = 10;     // client error reports per IP
+
+  friend bool operator==(const WebConfig&, const WebConfig&) = default;
+};
+
+// Advisor accounts, sessions and invitation tokens.
+struct AuthConfig {
+  unsigned sessionTtlSeconds = 43'200;      // advisor login session
+  unsigned invitationTtlSeconds = 604'800;  // default invitation validity (7 days)
+  unsigned guestTtlSeconds = 86'400;        // a customer's cookie after joining
+  unsigned setupTtlSeconds = 86'400;        // the first-advisor set-up link
+  unsigned loginMaxFailures = 5;            // per account and per IP inside the window
+  unsigned loginWindowSeconds = 300;
+  unsigned loginLockoutSeconds = 60;        // doubles per further lockout, capped at 1 h
+  unsigned passwordMemoryKib = 65'536;      // Argon2id memory cost
+  unsigned passwordIterations = 2;          // Argon2id time cost
+
+  friend bool operator==(const AuthConfig&, const AuthConfig&) = default;
+};
+
+// Meetings.
+struct RoomsConfig {
+  unsigned maxParticipants = 10;  // admitted, host included
+  unsigned maxLobby = 50;
+  unsigned chatHistory = 500;
+  unsigned reconnectGraceSeconds = 30;
+
+  friend bool operator==(const RoomsConfig&, const RoomsConfig&) = default;
+};
+
 struct Config {
   ServerConfig server;
   log::Options log;  // [log] level/format, [log.modules] -> moduleLevels
   StunConfig stun;
   TurnConfig turn;
   TlsConfig tls;
+  WebConfig web;
+  AuthConfig auth;
+  RoomsConfig rooms;
+
+  // web.public_url, or https://localhost[:https_port] when it is empty; no trailing slash.
+  std::string publicUrl() const;
 
   // The IPv4 address relay sockets bind to: turn.relay_address, else the first IPv4
   // stun.listen address unless it is 0.0.0.0; nullopt when neither gives one.
@@ -150,7 +209,9 @@ struct Config {
 };
 
 // The module names [log.modules] accepts.
-inline constexpr std::string_view kLogModules[] = {"app", "config", "net", "stun", "tls", "turn"};
+inline constexpr std::string_view kLogModules[] = {"app",   "config", "net",   "stun", "tls",
+                                                  "turn",  "web",    "api",   "store", "rooms",
+                                                  "auth"};
 
 // What toToml() prints instead of a TURN password or secret. loadConfig() rejects it, so a
 // printed config is never silently used with a placeholder credential.
