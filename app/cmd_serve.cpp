@@ -429,6 +429,12 @@ int runServer(const ConfigFlags& flags, Role role) {
       web = startWebPlatform(*config, *certificates, server, credentials, logger);
     } catch (const std::exception& error) {
       logger->error("web: {}", error.what());
+      if (std::string_view(error.what()).find("ermission denied") != std::string_view::npos &&
+          (config->web.httpsPort < 1024 || config->web.httpPort < 1024)) {
+        logger->error(
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE; for a trial as a normal user "
+            "use --https-port 8443 --http-port 8080");
+      }
       server.stop();
       return kExitRuntime;
     }

@@ -115,9 +115,9 @@ class ConfigErrorTest(CliTestCase):
             "parley.toml:3:1: unknown key 'stun.prot' (did you mean 'stun.port'?)")
 
     def test_unknown_table(self):
-        name = self.write("[stun]\n[web]\nrealm = \"x\"\n")
+        name = self.write("[stun]\n[video]\nrealm = \"x\"\n")
         self.assert_config_error(self.run_parley("config", "check", name),
-                                 "parley.toml:2:1: unknown table 'web'")
+                                 "parley.toml:2:1: unknown table 'video'")
 
     def test_port_out_of_range(self):
         name = self.write("[stun]\nport = 70000\n")
@@ -334,6 +334,9 @@ class ServerTestCase(CliTestCase):
         # can run side by side.
         if "--no-tls" not in args and "--tls-port" not in args:
             args = (*args, "--tls-port", "0")
+        # serve also runs HTTPS on 443 and the redirect on 80: free ports here too.
+        if args and args[0] == "serve" and "--https-port" not in args:
+            args = (*args, "--https-port", "0", "--http-port", "0")
         process = subprocess.Popen([PARLEY, *args], cwd=self.cwd, env=self.env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.addCleanup(self._reap, process)
@@ -509,7 +512,10 @@ class TurnServerTest(ServerTestCase):
             secret = f.read()
         self.assertRegex(secret, r"^[A-Za-z0-9+/]{43}=\n$")  # base64 of 32 bytes
         self.assertNotIn(secret.strip(), reader.text())
-        self.assertEqual(os.listdir(os.path.dirname(path)), ["turn-secret"])
+        # Beside it only the web platform's state: database, token key, certificate.
+        self.assertLessEqual(set(os.listdir(os.path.dirname(path))),
+                             {"turn-secret", "parley.db", "parley.db-wal", "parley.db-shm",
+                              "token-key", "tls"})
 
         process, reader = self.start("serve", "--data-dir", data_dir, "--stun-port", "0",
                                      "--no-tls")
@@ -529,14 +535,14 @@ class TurnServerTest(ServerTestCase):
         self.expect_line(reader, r'turn realm "parley", 1 users, 0 secrets$')
         self.stop(process, reader)
         self.assertNotIn(PASSWORD, reader.text())
-        self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data")))
+        self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data", "turn-secret")))
 
     def test_turn_disabled_says_so(self):
         process, reader = self.start("serve", "--stun-port", "0", "--set", "turn.enabled=false",
                                      "--no-tls")
         self.expect_line(reader, r"turn relay disabled")
         self.stop(process, reader)
-        self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data")))
+        self.assertFalse(os.path.exists(os.path.join(self.cwd, "parley-data", "turn-secret")))
 
     def test_sighup_reloads_credentials(self):
         name = self.write('[turn]\nusers = [{ name = "alice", password = "%s" }]\n' % PASSWORD)
@@ -576,6 +582,7 @@ class TurnServerTest(ServerTestCase):
         first = self.expect_line(reader, r"tls certificate \S+ \(sha-256 ([0-9A-F:]{95})\)$")
         self.expect_line(reader, r"listening on turn\+tls 127\.0\.0\.1:\d+$")
         self.expect_line(reader, r"listening on turn\+dtls 127\.0\.0\.1:\d+$")
+        self.expect_line(reader, r"ready at https://localhost:\d+/$")  # HTTPS loaded it too
         key = os.path.join(data_dir, "tls", "self-signed.key")
         self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
         # Replace the certificate on disk (as an operator renewing it would), then SIGHUP.
