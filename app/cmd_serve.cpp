@@ -4,11 +4,10 @@
 #include <memory>
 #include <system_error>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
-
-#include <boost/asio/ip/tcp.hpp>
 
 #include <parley/api/platform.hpp>
 #include <parley/auth/auth.hpp>
@@ -200,6 +199,8 @@ web::WebServerOptions webServerOptions(const config::Config& config) {
   options.clientDir = web.clientDir.empty() ? std::filesystem::path(PARLEY_CLIENT_DIR)
                                             : std::filesystem::path(web.clientDir);
   options.appRoutes = {"/", "/setup", "/join", "/room/", "/check"};
+  for (const auto& range : web.proxyProtocolFrom)
+    options.proxyProtocolFrom.push_back(Cidr{range.network, range.prefixLength});
   web::Limits& limits = options.limits;
   limits.maxHeaderBytes = web.maxHeaderBytes;
   limits.maxBodyBytes = web.maxBodyBytes;
@@ -207,7 +208,8 @@ web::WebServerOptions webServerOptions(const config::Config& config) {
   limits.headerTimeout = std::chrono::seconds(web.headerTimeoutSeconds);
   limits.idleTimeout = std::chrono::seconds(web.idleTimeoutSeconds);
   // 0 = unlimited: a rate no client reaches.
-  limits.requestsPerSecondPerIp = web.requestsPerSecondPerIp == 0 ? 1e12 : web.requestsPerSecondPerIp;
+  limits.requestsPerSecondPerIp =
+      web.requestsPerSecondPerIp == 0 ? 1e12 : web.requestsPerSecondPerIp;
   limits.requestBurstPerIp = web.requestsPerSecondPerIp == 0 ? 1e12 : web.requestBurstPerIp;
   limits.wsMaxMessageBytes = web.wsMaxMessageBytes;
   limits.wsMaxQueuedBytes = web.wsMaxQueuedBytes;
@@ -226,6 +228,14 @@ api::PlatformOptions platformOptions(const config::Config& config, const net::St
     host = host.substr(0, host.find(':'));
   }
   options.turn.host = host;
+  // The port browsers use for HTTPS (the public URL's, which a load balancer may map).
+  std::uint16_t publicHttpsPort = 443;
+  if (const auto colon = options.publicUrl.rfind(':');
+      colon != std::string::npos && colon > std::string_view("https:").size() &&
+      options.publicUrl.find(']', colon) == std::string::npos) {
+    publicHttpsPort = static_cast<std::uint16_t>(std::stoul(options.publicUrl.substr(colon + 1)));
+  }
+  if (config.web.turnOverHttps && config.turn.enabled) options.turn.httpsPort = publicHttpsPort;
   if (!turn.udpEndpoints().empty()) options.turn.udpPort = turn.udpEndpoints().front().port;
   if (!turn.tcpEndpoints().empty()) options.turn.tcpPort = turn.tcpEndpoints().front().port;
   if (!turn.tlsEndpoints().empty()) options.turn.tlsPort = turn.tlsEndpoints().front().port;
@@ -249,7 +259,7 @@ api::PlatformOptions platformOptions(const config::Config& config, const net::St
 
 // Opens the store and starts HTTPS; throws with the reason (start-up error).
 WebPlatform startWebPlatform(const config::Config& config, const tls::CertificatePaths& certificate,
-                             const net::StunServer& turn, const Credentials& credentials,
+                             net::StunServer& turn, const Credentials& credentials,
                              const std::shared_ptr<spdlog::logger>& logger) {
   WebPlatform web;
   web.store = store::Store::open(databasePath(config));
@@ -257,9 +267,19 @@ WebPlatform startWebPlatform(const config::Config& config, const tls::Certificat
       std::vector<std::vector<std::uint8_t>>{auth::loadOrCreateKey(tokenKeyPath(config))});
   web.platform = std::make_unique<api::Platform>(platformOptions(config, turn, credentials),
                                                  *web.store, *web.signer);
-  web.tls = std::make_shared<tls::ContextHolder>(tls::ServerContext::load(certificate, {"http/1.1"}));
-  web.server = std::make_unique<web::WebServer>(webServerOptions(config), web.tls, *web.platform,
-                                                *web.platform);
+  const bool turnOverHttps = config.web.turnOverHttps && config.turn.enabled;
+  // RFC 7443's "stun.turn" beside http/1.1, so a TURN client offering it is not refused.
+  std::vector<std::string> alpn{"http/1.1"};
+  if (turnOverHttps) alpn.emplace_back("stun.turn");
+  web.tls = std::make_shared<tls::ContextHolder>(tls::ServerContext::load(certificate, alpn));
+  web::WebServerOptions options = webServerOptions(config);
+  if (turnOverHttps) {
+    options.turnHandoff = [&turn](tls::AcceptedStream&& stream) {
+      turn.adoptStream(std::move(stream));
+    };
+  }
+  web.server =
+      std::make_unique<web::WebServer>(std::move(options), web.tls, *web.platform, *web.platform);
   web.server->start();
   web.platform->setWebCounters([server = web.server.get()] { return server->counters(); });
   web.platform->addMetricsSource([&turn] { return turnMetrics(turn); });
@@ -359,7 +379,8 @@ int runServer(const ConfigFlags& flags, Role role) {
   if (serveWeb) {
     raiseDescriptorLimit(logger);
     try {
-      if (config->web.httpsPort == 0) config->web.httpsPort = pickFreePort(config->web.listen.front());
+      if (config->web.httpsPort == 0)
+        config->web.httpsPort = pickFreePort(config->web.listen.front());
       if (config->web.httpRedirect && config->web.httpPort == 0) {
         config->web.httpPort = pickFreePort(config->web.listen.front());
       }
@@ -470,7 +491,8 @@ int runServer(const ConfigFlags& flags, Role role) {
       }
     }
   }
-  if (web) shutDownWeb(*web, std::chrono::seconds(config->web.shutdownGraceSeconds), signals, logger);
+  if (web)
+    shutDownWeb(*web, std::chrono::seconds(config->web.shutdownGraceSeconds), signals, logger);
   server.stop();
   logger->info("stopped");
   return kExitOk;

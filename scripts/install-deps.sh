@@ -14,6 +14,7 @@ test_packages=(
   clang-14 libclang-rt-14-dev
   coturn stun-client python3 python3-aioice python3-aiortc util-linux procps
   chromium nodejs firefox-esr
+  iproute2 nftables squid mitmproxy apache2-utils
 )
 
 wanted=("${build_packages[@]}")
@@ -34,4 +35,16 @@ if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# The network lab's proxies (squid, mitmproxy) are run by the tests themselves inside their own
+# namespaces: keep the packages from starting system services on the host while installing.
+policy=/usr/sbin/policy-rc.d
+added_policy=false
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+  "${sudo_cmd[@]}" chmod 755 "$policy"
+  added_policy=true
+fi
+status=0
+"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || status=$?
+if $added_policy; then "${sudo_cmd[@]}" rm -f "$policy"; fi
+exit $status

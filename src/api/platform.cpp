@@ -1,7 +1,5 @@
 // The REST API of docs/api.md. Handlers may throw ApiError (or anything else, which the web
 // engine turns into a 500); one boundary in handle() turns ApiError into the JSON error reply.
-#include <parley/api/platform.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -10,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <parley/api/platform.hpp>
 #include <parley/base/log.hpp>
 
 #include "signaling_hub.hpp"
@@ -54,8 +53,9 @@ std::string rfc3339(std::int64_t seconds) {
 }
 
 std::size_t utf8Length(std::string_view text) {
-  return static_cast<std::size_t>(std::count_if(
-      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
 }
 
 bool validUtf8(std::string_view text) {
@@ -99,9 +99,9 @@ std::string displayText(const json& body, const char* field, std::size_t maxChar
     return static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
   });
   if (text.empty() || utf8Length(text) > maxChars || control || !validUtf8(text)) {
-    throw ApiError{400, "bad_request",
-                   fmt::format("'{}' must be 1 to {} characters without control characters", field,
-                               maxChars)};
+    throw ApiError{
+        400, "bad_request",
+        fmt::format("'{}' must be 1 to {} characters without control characters", field, maxChars)};
   }
   return text;
 }
@@ -237,8 +237,8 @@ struct Platform::Impl {
     checkOrigin(request);
     const auto header = request.find("X-CSRF-Token");
     if (header == request.end() ||
-        !signer.checkCsrf(session.token, std::string_view(header->value().data(),
-                                                          header->value().size()))) {
+        !signer.checkCsrf(session.token,
+                          std::string_view(header->value().data(), header->value().size()))) {
       throw ApiError{403, "csrf_failed", "missing or wrong X-CSRF-Token header"};
     }
   }
@@ -262,9 +262,10 @@ struct Platform::Impl {
     const std::string token = auth::randomToken();
     const std::int64_t now = nowSeconds();
     store.createSession(token, advisor.id, now, now + options.sessionTtl.count());
-    auto response = reply(status, {{"advisor", advisorJson(advisor)},
-                                   {"csrfToken", signer.csrfTokenFor(token)}});
-    response.set(http::field::set_cookie, web::setCookie(kSessionCookie, token, options.sessionTtl));
+    auto response = reply(
+        status, {{"advisor", advisorJson(advisor)}, {"csrfToken", signer.csrfTokenFor(token)}});
+    response.set(http::field::set_cookie,
+                 web::setCookie(kSessionCookie, token, options.sessionTtl));
     return response;
   }
 
@@ -280,7 +281,8 @@ struct Platform::Impl {
         if (!allowed.empty()) allowed += ", ";
         allowed += std::string(http::to_string(verb));
       }
-      throw ApiError{405, "method_not_allowed",
+      throw ApiError{405,
+                     "method_not_allowed",
                      fmt::format("{} is not allowed here", std::string(http::to_string(method))),
                      {{"Allow", allowed}}};
     };
@@ -389,16 +391,15 @@ struct Platform::Impl {
 
   static std::string usernameField(const json& body) {
     std::string username = trimmed(stringField(body, "username"));
-    const bool valid =
-        !username.empty() && username.size() <= kMaxUsernameChars &&
-        std::all_of(username.begin(), username.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-                 c == '-' || c == '@';
-        });
+    const bool valid = !username.empty() && username.size() <= kMaxUsernameChars &&
+                       std::all_of(username.begin(), username.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                                c == '_' || c == '-' || c == '@';
+                       });
     if (!valid) {
-      throw ApiError{400, "bad_request",
-                     fmt::format("'username' must be 1 to {} letters, digits or . _ - @",
-                                 kMaxUsernameChars)};
+      throw ApiError{
+          400, "bad_request",
+          fmt::format("'username' must be 1 to {} letters, digits or . _ - @", kMaxUsernameChars)};
     }
     return username;
   }
@@ -431,8 +432,8 @@ struct Platform::Impl {
         if (!settled) throttle.cancel(account, ip);
       }
     } reservation{throttle, account, ip, settled};
-    const auto advisor = username.size() <= 256 ? store.findAdvisorByUsername(username)
-                                                : std::nullopt;
+    const auto advisor =
+        username.size() <= 256 ? store.findAdvisorByUsername(username) : std::nullopt;
     bool ok = false;
     if (advisor) {
       ok = auth::verifyPassword(advisor->passwordHash, password);
@@ -598,15 +599,23 @@ struct Platform::Impl {
     const TurnEndpoints& turn = options.turn;
     json servers = json::array();
     if (turn.udpPort != 0) {
-      servers.push_back({{"urls", json::array({fmt::format("stun:{}:{}", turn.host, turn.udpPort)})}});
+      servers.push_back(
+          {{"urls", json::array({fmt::format("stun:{}:{}", turn.host, turn.udpPort)})}});
     }
     if (!turn.secrets.empty()) {
       const auto credential = auth::makeTurnCredential(turn.secrets.front(), user, nowSeconds(),
                                                        turn.credentialTtl.count());
       json urls = json::array();
-      if (turn.udpPort != 0) urls.push_back(fmt::format("turn:{}:{}?transport=udp", turn.host, turn.udpPort));
-      if (turn.tcpPort != 0) urls.push_back(fmt::format("turn:{}:{}?transport=tcp", turn.host, turn.tcpPort));
-      if (turn.tlsPort != 0) urls.push_back(fmt::format("turns:{}:{}?transport=tcp", turn.host, turn.tlsPort));
+      if (turn.udpPort != 0)
+        urls.push_back(fmt::format("turn:{}:{}?transport=udp", turn.host, turn.udpPort));
+      if (turn.tcpPort != 0)
+        urls.push_back(fmt::format("turn:{}:{}?transport=tcp", turn.host, turn.tcpPort));
+      // TLS on the HTTPS port first: it passes where only 443 is open, and through proxies.
+      if (turn.httpsPort != 0)
+        urls.push_back(fmt::format("turns:{}:{}?transport=tcp", turn.host, turn.httpsPort));
+      if (turn.tlsPort != 0 && turn.tlsPort != turn.httpsPort) {
+        urls.push_back(fmt::format("turns:{}:{}?transport=tcp", turn.host, turn.tlsPort));
+      }
       if (!urls.empty()) {
         servers.push_back({{"urls", std::move(urls)},
                            {"username", credential.username},
@@ -619,7 +628,9 @@ struct Platform::Impl {
   web::Response clientError(const web::Request& request, const web::RequestContext& context) {
     const std::string ip = clientAddress(context);
     if (!clientErrors.allow(ip, std::chrono::steady_clock::now())) {
-      throw ApiError{429, "too_many_requests", "too many error reports; some were dropped",
+      throw ApiError{429,
+                     "too_many_requests",
+                     "too many error reports; some were dropped",
                      {{"Retry-After", "60"}}};
     }
     const json body = parseBody(request);
@@ -632,21 +643,22 @@ struct Platform::Impl {
     // One line per report; long or multi-line texts are cut so a client cannot flood the log.
     const auto clip = [](std::string value, std::size_t max) {
       if (value.size() > max) value.resize(max);
-      std::replace_if(value.begin(), value.end(),
-                      [](char c) { return static_cast<unsigned char>(c) < 0x20; }, ' ');
+      std::replace_if(
+          value.begin(), value.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; },
+          ' ');
       return value;
     };
     ++clientErrorReports;
-    log::get("web")->warn("client error from {}: {} (page {}, agent {}) {}", ip,
-                          clip(message, 500), clip(withoutSecrets(text("url")), 200),
-                          clip(text("userAgent"), 200), clip(text("stack"), 1000));
+    log::get("web")->warn("client error from {}: {} (page {}, agent {}) {}", ip, clip(message, 500),
+                          clip(withoutSecrets(text("url")), 200), clip(text("userAgent"), 200),
+                          clip(text("stack"), 1000));
     return noContent();
   }
 
   // --- signaling ---------------------------------------------------------------------------
 
   tl::expected<SocketIdentity, std::string> authenticateHello(const rooms::Hello& hello,
-                                                             const std::string& requiredRoom) {
+                                                              const std::string& requiredRoom) {
     try {
       const auto [claims, room] = checkInvitation(hello.token);
       if (!requiredRoom.empty() && requiredRoom != room.id) {
@@ -692,16 +704,17 @@ struct Platform::Impl {
 
   std::string metrics() {
     std::string out;
-    const auto metric = [&out](std::string_view name, std::string_view type,
-                               std::string_view help, auto value, std::string_view labels = {}) {
+    const auto metric = [&out](std::string_view name, std::string_view type, std::string_view help,
+                               auto value, std::string_view labels = {}) {
       out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
       out += labels.empty() ? fmt::format("{} {}\n", name, value)
                             : fmt::format("{}{{{}}} {}\n", name, labels, value);
     };
     if (webCounters) {
       const web::WebCounters web = webCounters();
-      out += "# HELP parley_http_responses_total HTTP responses by status class.\n"
-             "# TYPE parley_http_responses_total counter\n";
+      out +=
+          "# HELP parley_http_responses_total HTTP responses by status class.\n"
+          "# TYPE parley_http_responses_total counter\n";
       out += fmt::format("parley_http_responses_total{{class=\"2xx\"}} {}\n", web.responses2xx);
       out += fmt::format("parley_http_responses_total{{class=\"3xx\"}} {}\n", web.responses3xx);
       out += fmt::format("parley_http_responses_total{{class=\"4xx\"}} {}\n", web.responses4xx);
@@ -713,30 +726,41 @@ struct Platform::Impl {
              "Connections closed at accept because of the connection limit.",
              web.connectionsRejected);
       metric("parley_ws_connections_active", "gauge", "Open WebSocket connections.", web.wsActive);
-      metric("parley_ws_upgrades_total", "counter", "WebSocket upgrades accepted.",
-             web.wsUpgrades);
-      out += "# HELP parley_ws_messages_total WebSocket messages.\n"
-             "# TYPE parley_ws_messages_total counter\n";
+      metric("parley_ws_upgrades_total", "counter", "WebSocket upgrades accepted.", web.wsUpgrades);
+      out +=
+          "# HELP parley_ws_messages_total WebSocket messages.\n"
+          "# TYPE parley_ws_messages_total counter\n";
       out += fmt::format("parley_ws_messages_total{{direction=\"in\"}} {}\n", web.wsMessagesIn);
       out += fmt::format("parley_ws_messages_total{{direction=\"out\"}} {}\n", web.wsMessagesOut);
       metric("parley_ws_dropped_slow_total", "counter",
              "WebSocket clients dropped because they did not read.", web.wsDroppedSlow);
+      metric("parley_https_port_turn_handoffs_total", "counter",
+             "HTTPS-port connections that spoke STUN/TURN and went to the TURN server.",
+             web.turnHandoffs);
+      metric("parley_https_port_rejected_total", "counter",
+             "HTTPS-port connections that spoke neither TLS, HTTP nor STUN, or sent a bad or "
+             "unexpected PROXY protocol header.",
+             web.firstBytesRejected);
+      metric("parley_proxy_protocol_headers_total", "counter",
+             "PROXY protocol headers accepted from web.proxy_protocol_from.", web.proxyHeaders);
     }
     const HubCounters hubCounters = hub.counters();
     metric("parley_signaling_sockets", "gauge", "Signaling sockets known to the hub.",
            hubCounters.socketsActive);
     metric("parley_rooms_active", "gauge", "Meetings with someone in them.",
            hubCounters.roomsActive);
-    out += "# HELP parley_participants Participants in live meetings.\n"
-           "# TYPE parley_participants gauge\n";
+    out +=
+        "# HELP parley_participants Participants in live meetings.\n"
+        "# TYPE parley_participants gauge\n";
     out += fmt::format("parley_participants{{state=\"admitted\"}} {}\n",
                        hubCounters.participantsAdmitted);
     out += fmt::format("parley_participants{{state=\"waiting\"}} {}\n",
                        hubCounters.participantsWaiting);
     metric("parley_signaling_protocol_errors_total", "counter",
            "Signaling messages refused as malformed.", hubCounters.protocolErrors);
-    out += "# HELP parley_logins_total Advisor login attempts by result.\n"
-           "# TYPE parley_logins_total counter\n";
+    out +=
+        "# HELP parley_logins_total Advisor login attempts by result.\n"
+        "# TYPE parley_logins_total counter\n";
     out += fmt::format("parley_logins_total{{result=\"ok\"}} {}\n", loginsOk.load());
     out += fmt::format("parley_logins_total{{result=\"failed\"}} {}\n", loginsFailed.load());
     out += fmt::format("parley_logins_total{{result=\"throttled\"}} {}\n", loginsThrottled.load());

@@ -65,66 +65,107 @@ struct UnsignedField {
 };
 
 constexpr UnsignedField<WebConfig> kWebFields[] = {
-    {"web.max_header_bytes", {1024, 1 << 20}, "Largest request head in bytes (431 beyond).",
+    {"web.max_header_bytes",
+     {1024, 1 << 20},
+     "Largest request head in bytes (431 beyond).",
      &WebConfig::maxHeaderBytes},
-    {"web.max_body_bytes", {1024, 64 << 20}, "Largest request body in bytes (413 beyond).",
+    {"web.max_body_bytes",
+     {1024, 64 << 20},
+     "Largest request body in bytes (413 beyond).",
      &WebConfig::maxBodyBytes},
-    {"web.max_connections", {1, 1'000'000}, "Most open HTTPS connections; more are closed.",
+    {"web.max_connections",
+     {1, 1'000'000},
+     "Most open HTTPS connections; more are closed.",
      &WebConfig::maxConnections},
-    {"web.header_timeout_seconds", {1, 300}, "A request head must arrive within this time.",
+    {"web.header_timeout_seconds",
+     {1, 300},
+     "A request head must arrive within this time.",
      &WebConfig::headerTimeoutSeconds},
-    {"web.idle_timeout_seconds", {1, 3600}, "Idle keep-alive connections close after this.",
+    {"web.idle_timeout_seconds",
+     {1, 3600},
+     "Idle keep-alive connections close after this.",
      &WebConfig::idleTimeoutSeconds},
-    {"web.requests_per_second_per_ip", {0, 1'000'000},
+    {"web.requests_per_second_per_ip",
+     {0, 1'000'000},
      "Requests per second per client IP (429 beyond); 0 = unlimited.",
      &WebConfig::requestsPerSecondPerIp},
-    {"web.request_burst_per_ip", {1, 1'000'000}, "Burst allowance of that rate.",
+    {"web.request_burst_per_ip",
+     {1, 1'000'000},
+     "Burst allowance of that rate.",
      &WebConfig::requestBurstPerIp},
-    {"web.ws_max_message_bytes", {1024, 16 << 20},
-     "Largest WebSocket message in bytes (close 1009 beyond).", &WebConfig::wsMaxMessageBytes},
-    {"web.ws_max_queued_bytes", {4096, 256 << 20},
+    {"web.ws_max_message_bytes",
+     {1024, 16 << 20},
+     "Largest WebSocket message in bytes (close 1009 beyond).",
+     &WebConfig::wsMaxMessageBytes},
+    {"web.ws_max_queued_bytes",
+     {4096, 256 << 20},
      "Bytes queued for a WebSocket that does not read before it is dropped (close 4008).",
      &WebConfig::wsMaxQueuedBytes},
-    {"web.ws_ping_interval_seconds", {1, 3600},
+    {"web.ws_ping_interval_seconds",
+     {1, 3600},
      "WebSocket ping interval; no pong within twice this closes the socket.",
      &WebConfig::wsPingIntervalSeconds},
-    {"web.shutdown_grace_seconds", {0, 3600},
+    {"web.shutdown_grace_seconds",
+     {0, 3600},
      "On SIGTERM, how long open calls may go on before the server stops.",
      &WebConfig::shutdownGraceSeconds},
-    {"web.client_errors_per_minute", {1, 10'000}, "Client error reports accepted per IP a minute.",
+    {"web.client_errors_per_minute",
+     {1, 10'000},
+     "Client error reports accepted per IP a minute.",
      &WebConfig::clientErrorsPerMinute},
 };
 
 constexpr UnsignedField<AuthConfig> kAuthFields[] = {
-    {"auth.session_ttl_seconds", {60, 2'592'000}, "Advisor login session lifetime.",
+    {"auth.session_ttl_seconds",
+     {60, 2'592'000},
+     "Advisor login session lifetime.",
      &AuthConfig::sessionTtlSeconds},
-    {"auth.invitation_ttl_seconds", {60, 31'536'000}, "Default invitation link validity.",
+    {"auth.invitation_ttl_seconds",
+     {60, 31'536'000},
+     "Default invitation link validity.",
      &AuthConfig::invitationTtlSeconds},
-    {"auth.guest_ttl_seconds", {60, 2'592'000}, "A customer's cookie lifetime after joining.",
+    {"auth.guest_ttl_seconds",
+     {60, 2'592'000},
+     "A customer's cookie lifetime after joining.",
      &AuthConfig::guestTtlSeconds},
-    {"auth.setup_ttl_seconds", {60, 2'592'000}, "Validity of the first-advisor set-up link.",
+    {"auth.setup_ttl_seconds",
+     {60, 2'592'000},
+     "Validity of the first-advisor set-up link.",
      &AuthConfig::setupTtlSeconds},
-    {"auth.login_max_failures", {1, 1000},
+    {"auth.login_max_failures",
+     {1, 1000},
      "Failed logins per account and per IP within the window before a lockout.",
      &AuthConfig::loginMaxFailures},
-    {"auth.login_window_seconds", {1, 86'400}, "Window for counting failed logins.",
+    {"auth.login_window_seconds",
+     {1, 86'400},
+     "Window for counting failed logins.",
      &AuthConfig::loginWindowSeconds},
-    {"auth.login_lockout_seconds", {1, 86'400},
+    {"auth.login_lockout_seconds",
+     {1, 86'400},
      "First lockout; doubles for each further one, capped at 1 hour.",
      &AuthConfig::loginLockoutSeconds},
-    {"auth.password_memory_kib", {8192, 4'194'304}, "Argon2id memory cost in KiB.",
+    {"auth.password_memory_kib",
+     {8192, 4'194'304},
+     "Argon2id memory cost in KiB.",
      &AuthConfig::passwordMemoryKib},
-    {"auth.password_iterations", {1, 100}, "Argon2id time cost (passes).",
+    {"auth.password_iterations",
+     {1, 100},
+     "Argon2id time cost (passes).",
      &AuthConfig::passwordIterations},
 };
 
 constexpr UnsignedField<RoomsConfig> kRoomsFields[] = {
-    {"rooms.max_participants", {2, 100}, "Admitted participants per meeting, host included.",
+    {"rooms.max_participants",
+     {2, 100},
+     "Admitted participants per meeting, host included.",
      &RoomsConfig::maxParticipants},
     {"rooms.max_lobby", {1, 1000}, "Guests waiting in a lobby.", &RoomsConfig::maxLobby},
-    {"rooms.chat_history", {0, 100'000}, "Chat messages kept for the meeting's lifetime.",
+    {"rooms.chat_history",
+     {0, 100'000},
+     "Chat messages kept for the meeting's lifetime.",
      &RoomsConfig::chatHistory},
-    {"rooms.reconnect_grace_seconds", {0, 3600},
+    {"rooms.reconnect_grace_seconds",
+     {0, 3600},
      "How long a dropped participant keeps their place before leaving.",
      &RoomsConfig::reconnectGraceSeconds},
 };
@@ -195,7 +236,8 @@ const std::set<std::string, std::less<>>& knownKeys() {
     for (const auto module : kLogModules)
       all.insert("log.modules." + std::string(module));
     for (const auto key : {"web", "web.listen", "web.https_port", "web.http_port",
-                           "web.http_redirect", "web.public_url", "web.client_dir", "auth", "rooms"})
+                           "web.http_redirect", "web.public_url", "web.client_dir",
+                           "web.turn_over_https", "web.proxy_protocol_from", "auth", "rooms"})
       all.insert(key);
     for (const auto& field : kWebFields)
       all.insert(std::string(field.key));
@@ -483,6 +525,7 @@ void validateWeb(const Config& config, std::vector<Issue>& issues) {
   checkFields(issues, config.auth, kAuthFields);
   checkFields(issues, config.rooms, kRoomsFields);
   if (web.listen.empty()) addIssue(issues, "web.listen", "must list at least one address");
+  checkPeers(issues, "web.proxy_protocol_from", web.proxyProtocolFrom);
   if (web.httpRedirect && web.httpPort != 0 && web.httpPort == web.httpsPort) {
     addIssue(issues, "web.http_port",
              fmt::format("must differ from web.https_port (both are {})", web.httpPort));
@@ -495,9 +538,10 @@ void validateWeb(const Config& config, std::vector<Issue>& issues) {
     while (rest.ends_with('/'))
       rest.remove_suffix(1);
     if (!https || !plain || rest.empty() || rest.find('/') != std::string_view::npos) {
-      addIssue(issues, "web.public_url",
-               fmt::format("expected \"https://HOST\" or \"https://HOST:PORT\" without a path, got {}",
-                           tomlQuote(web.publicUrl)));
+      addIssue(
+          issues, "web.public_url",
+          fmt::format("expected \"https://HOST\" or \"https://HOST:PORT\" without a path, got {}",
+                      tomlQuote(web.publicUrl)));
     }
   }
 }
@@ -533,8 +577,9 @@ void validateInto(const Config& config, std::vector<Issue>& issues) {
     const std::string key = "log.modules." + module;
     if (std::find(std::begin(kLogModules), std::end(kLogModules), module) ==
         std::end(kLogModules)) {
-      addIssue(issues, key,
-               fmt::format("unknown module '{}' (modules: {})", module, fmt::join(kLogModules, ", ")));
+      addIssue(
+          issues, key,
+          fmt::format("unknown module '{}' (modules: {})", module, fmt::join(kLogModules, ", ")));
     }
     if (!log::isValidLevel(level)) {
       addIssue(issues, key,
@@ -1137,6 +1182,11 @@ class Loader {
     readBool(table, "web.http_redirect", out.httpRedirect);
     readString(table, "web.public_url", out.publicUrl);
     readString(table, "web.client_dir", out.clientDir);
+    readBool(table, "web.turn_over_https", out.turnOverHttps);
+    readArray(table, "web.proxy_protocol_from", "an array of address range strings",
+              out.proxyProtocolFrom, [this](const toml::node& node, const std::string& key) {
+                return readCidr(node, key);
+              });
     readFields(table, out, kWebFields);
   }
 
@@ -1457,15 +1507,23 @@ std::string toToml(const Config& config) {
   line(fmt::format("http_port = {}", web.httpPort));
   line("# Whether the plain HTTP redirect listener runs.");
   line(fmt::format("http_redirect = {}", boolText(web.httpRedirect)));
-  line("# https://HOST[:PORT] as browsers reach this server; \"\" = https://localhost[:https_port].");
+  line(
+      "# https://HOST[:PORT] as browsers reach this server; \"\" = "
+      "https://localhost[:https_port].");
   line(fmt::format("public_url = {}", tomlQuote(web.publicUrl)));
   line("# Directory of the browser client; \"\" = the built-in location.");
   line(fmt::format("client_dir = {}", tomlQuote(web.clientDir)));
+  line(
+      "# TURN over the HTTPS port too (told apart by its first bytes); browsers get "
+      "turns:HOST:PORT.");
+  line(fmt::format("turn_over_https = {}", boolText(web.turnOverHttps)));
+  line("# Load balancers (address ranges) whose connections start with a PROXY protocol header.");
+  line(fmt::format("proxy_protocol_from = {}", cidrs(web.proxyProtocolFrom)));
   const auto printFields = [&](const auto& section, const auto& fields) {
     for (const auto& field : fields) {
       line(fmt::format("# {} ({}-{})", field.comment, field.limit.min, field.limit.max));
-      line(fmt::format("{} = {}", field.key.substr(field.key.find('.') + 1),
-                       section.*field.member));
+      line(
+          fmt::format("{} = {}", field.key.substr(field.key.find('.') + 1), section.*field.member));
     }
   };
   printFields(web, kWebFields);

@@ -36,6 +36,27 @@ StreamConnection::StreamConnection(Worker& worker, asio::ip::tcp::socket socket,
   tuple_.transport = tls_ ? turn::Transport::Tls : turn::Transport::Tcp;
 }
 
+StreamConnection::StreamConnection(Worker& worker, asio::ip::tcp::socket socket,
+                                   tls::AcceptedStream&& adopted)
+    : worker_(worker),
+      socket_(std::move(socket)),
+      tlsContext_(std::move(adopted.context)),
+      idleTimer_(worker.context()),
+      input_(std::max(kInitialBuffer, adopted.received.size())),
+      filled_(adopted.received.size()),
+      handshakeDone_(true) {
+  std::copy(adopted.received.begin(), adopted.received.end(), input_.begin());
+  if (adopted.ssl) {
+    // asio attaches its own BIOs to the established session; the SSL_CTX stays referenced by
+    // the SSL itself and by tlsContext_.
+    tls_ =
+        std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, adopted.ssl.release());
+  }
+  tuple_.client = adopted.client;  // from a PROXY header, perhaps: not the socket's peer
+  tuple_.server = adopted.local;
+  tuple_.transport = tls_ ? turn::Transport::Tls : turn::Transport::Tcp;
+}
+
 StreamConnection::~StreamConnection() {
   worker_.tcpConnections().fetch_sub(1);
 }
@@ -45,7 +66,11 @@ void StreamConnection::start() {
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   worker_.registerStream(tuple_, weak_from_this());
   armIdleTimer();  // also bounds the TLS handshake
-  if (!tls_) {
+  if (handshakeDone_ && filled_ > 0) {
+    onRead(0);  // what the accepting listener read already
+    return;
+  }
+  if (!tls_ || handshakeDone_) {
     read();
     return;
   }

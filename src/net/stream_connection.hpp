@@ -10,6 +10,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
+#include <parley/tls/accepted_stream.hpp>
 #include <parley/tls/context.hpp>
 #include <parley/turn/types.hpp>
 
@@ -23,6 +24,9 @@ class StreamConnection : public std::enable_shared_from_this<StreamConnection> {
   // With `tlsContext` the connection speaks TLS (RFC 8656 §3.1, port 5349) over the socket.
   StreamConnection(Worker& worker, asio::ip::tcp::socket socket,
                    std::shared_ptr<tls::ServerContext> tlsContext);
+  // A connection another listener accepted and handed over (the HTTPS port): its TLS session
+  // is established already and `adopted.received` is served before anything is read.
+  StreamConnection(Worker& worker, asio::ip::tcp::socket socket, tls::AcceptedStream&& adopted);
   ~StreamConnection();
   StreamConnection(const StreamConnection&) = delete;
   StreamConnection& operator=(const StreamConnection&) = delete;
@@ -56,6 +60,7 @@ class StreamConnection : public std::enable_shared_from_this<StreamConnection> {
   std::vector<std::uint8_t> pending_;  // queued behind it
   bool writeInFlight_ = false;
   bool closed_ = false;
+  bool handshakeDone_ = false;  // adopted with an established session
 };
 
 }  // namespace parley::net

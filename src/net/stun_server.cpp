@@ -1,3 +1,4 @@
+#include <atomic>
 #include <random>
 
 #include <parley/net/stun_server.hpp>
@@ -13,7 +14,8 @@ struct StunServer::Impl {
   std::vector<SocketSpec> tlsPlan;
   std::unique_ptr<SharedContext> shared;
   std::vector<std::unique_ptr<Worker>> workers;
-  bool running = false;
+  std::atomic<bool> running = false;
+  std::atomic<std::size_t> nextAdoptingWorker{0};
 };
 
 namespace {
@@ -119,6 +121,14 @@ void StunServer::updateCredentials(std::vector<std::pair<std::string, std::strin
                                    std::vector<std::string> restSecrets) {
   for (auto& worker : impl_->workers)
     worker->updateCredentials(users, restSecrets);
+}
+
+void StunServer::adoptStream(tls::AcceptedStream&& stream) {
+  if (!impl_->running || impl_->workers.empty()) return;  // closes it
+  // Round robin: handed-over connections are few (the fallback path), so no balancing finer
+  // than this is needed.
+  const std::size_t index = impl_->nextAdoptingWorker.fetch_add(1) % impl_->workers.size();
+  impl_->workers[index]->adoptStream(std::move(stream));
 }
 
 turn::Counters StunServer::turnCounters() const {

@@ -320,18 +320,41 @@ void Worker::acceptTls(std::size_t index) {
       });
 }
 
-void Worker::admitStream(asio::ip::tcp::socket socket,
-                         std::shared_ptr<tls::ServerContext> tlsContext) {
+bool Worker::reserveConnection() {
   // TCP and TLS connections share one limit: both hold a socket and buffers.
   if (tcpConnections().fetch_add(1) >= options().tcpMaxConnections) {
     tcpConnections().fetch_sub(1);
     counters_.tcpRejected.add();
+    return false;
+  }
+  counters_.tcpAccepted.add();
+  return true;
+}
+
+void Worker::admitStream(asio::ip::tcp::socket socket,
+                         std::shared_ptr<tls::ServerContext> tlsContext) {
+  if (!reserveConnection()) {
     boost::system::error_code ignored;
     socket.close(ignored);
     return;
   }
-  counters_.tcpAccepted.add();
   std::make_shared<StreamConnection>(*this, std::move(socket), std::move(tlsContext))->start();
+}
+
+void Worker::adoptStream(tls::AcceptedStream&& stream) {
+  asio::post(context_, [this, stream = std::move(stream)]() mutable {
+    if (!reserveConnection()) return;  // `stream` closes the socket
+    asio::ip::tcp::socket socket(context_);
+    boost::system::error_code error;
+    socket.assign(stream.local.address.isV4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(),
+                  stream.socket.get(), error);
+    if (error) {
+      tcpConnections().fetch_sub(1);
+      return;
+    }
+    stream.socket.release();  // the asio socket owns the descriptor now
+    std::make_shared<StreamConnection>(*this, std::move(socket), std::move(stream))->start();
+  });
 }
 
 void Worker::armDtls(std::size_t index) {

@@ -72,6 +72,8 @@ class Worker : private turn::RelayIo {
   // Hands new TURN credentials to this worker's state machine, on its own thread.
   void updateCredentials(std::vector<std::pair<std::string, std::string>> users,
                          std::vector<std::string> restSecrets);
+  // Takes over a connection another listener accepted; thread-safe (posts to this worker).
+  void adoptStream(tls::AcceptedStream&& stream);
   // Snapshot of the TURN counters taken on this worker's thread at its last tick.
   turn::Counters turnCounters() const;
 
@@ -118,6 +120,7 @@ class Worker : private turn::RelayIo {
   void scheduleFlush();
   void accept(std::size_t index);
   void admitStream(asio::ip::tcp::socket socket, std::shared_ptr<tls::ServerContext> tlsContext);
+  bool reserveConnection();
   void openTlsAcceptor(const SocketSpec& spec);
   void acceptTls(std::size_t index);
   void openDtls(const SocketSpec& spec);

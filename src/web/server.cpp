@@ -8,8 +8,10 @@
 // thread. Connections share nothing on the hot path (the rate table and the registry take a
 // short lock once per request or connection), so the shared queue costs little.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <mutex>
@@ -24,6 +26,10 @@
 #include <boost/beast/websocket/ssl.hpp>
 
 #include <parley/base/log.hpp>
+#include <parley/edge/first_bytes.hpp>
+#include <parley/edge/proxy_protocol.hpp>
+#include <parley/tls/accepted_stream.hpp>
+#include <parley/tls/handshake.hpp>
 #include <parley/web/rate_limiter.hpp>
 #include <parley/web/router.hpp>
 #include <parley/web/server.hpp>
@@ -120,7 +126,7 @@ class Engine {
     std::atomic<std::uint64_t> requests{0}, responses2xx{0}, responses3xx{0}, responses4xx{0},
         responses5xx{0}, connectionsAccepted{0}, connectionsRejected{0}, connectionsActive{0},
         wsUpgrades{0}, wsActive{0}, wsMessagesIn{0}, wsMessagesOut{0}, wsDroppedSlow{0}, bytesIn{0},
-        bytesOut{0};
+        bytesOut{0}, proxyHeaders{0}, turnHandoffs{0}, firstBytesRejected{0};
   };
 
   // One connection's share of Limits::maxConnections, handed on from the HTTP session to the
@@ -588,21 +594,28 @@ void WsHandle::close(std::uint16_t code, std::string reason) {
 
 class HttpsSession final : public Tracked, public std::enable_shared_from_this<HttpsSession> {
  public:
+  // Takes over a connection whose TLS handshake the first-bytes stage completed: `ssl` is the
+  // established session and `received` what the client sent so far, decrypted.
   HttpsSession(Engine& server, Engine::ConnectionSlot slot,
-               std::shared_ptr<tls::ServerContext> context, SSL* ssl, tcp::socket socket,
+               std::shared_ptr<tls::ServerContext> context, tls::UniqueSsl ssl,
+               beast::tcp_stream stream, std::span<const std::uint8_t> received,
                const Endpoint& remote)
       : server_(server),
         slot_(std::move(slot)),
         tlsContext_(std::move(context)),
-        stream_(std::in_place, beast::tcp_stream(std::move(socket)), ssl),
+        stream_(std::in_place, std::move(stream), ssl.release()),
         context_{remote},
-        id_(nextConnectionId.fetch_add(1)) {}
+        id_(nextConnectionId.fetch_add(1)) {
+    const auto into = buffer_.prepare(received.size());
+    std::memcpy(into.data(), received.data(), received.size());
+    buffer_.commit(received.size());
+  }
 
   ~HttpsSession() override { server_.untrack(id_); }
 
   void start() {
     server_.track(id_, weak_from_this());
-    asio::dispatch(stream_->get_executor(), [self = shared_from_this()] { self->handshake(); });
+    asio::dispatch(stream_->get_executor(), [self = shared_from_this()] { self->readRequest(); });
   }
 
   void shutdownFromServer() override {
@@ -615,23 +628,10 @@ class HttpsSession final : public Tracked, public std::enable_shared_from_this<H
   }
 
  private:
-  enum class State { Handshake, Idle, Reading, Busy };
+  enum class State { Idle, Reading, Busy };
 
   beast::tcp_stream& tcpStream() { return beast::get_lowest_layer(*stream_); }
   const Limits& limits() const { return server_.options_.limits; }
-
-  void handshake() {
-    // The TLS handshake counts against the request-head deadline (slowloris).
-    tcpStream().expires_after(limits().headerTimeout);
-    stream_->async_handshake(asio::ssl::stream_base::server,
-                             [self = shared_from_this()](beast::error_code error) {
-                               if (error) {
-                                 self->debug("TLS handshake failed", error);
-                                 return;
-                               }
-                               self->readRequest();
-                             });
-  }
 
   void readRequest() {
     if (server_.stopping_) {
@@ -665,7 +665,7 @@ class HttpsSession final : public Tracked, public std::enable_shared_from_this<H
 
   void readHeader() {
     if (firstRequest_) {
-      firstRequest_ = false;  // the deadline set before the handshake still runs
+      firstRequest_ = false;  // the deadline of the first-bytes stage still runs
     } else {
       tcpStream().expires_after(limits().headerTimeout);
     }
@@ -809,7 +809,7 @@ class HttpsSession final : public Tracked, public std::enable_shared_from_this<H
   beast::flat_buffer buffer_;
   std::optional<Parser> parser_;
   Response response_;  // the one write in flight
-  State state_ = State::Handshake;
+  State state_ = State::Reading;
   bool firstRequest_ = true;
 };
 
@@ -817,14 +817,19 @@ class HttpsSession final : public Tracked, public std::enable_shared_from_this<H
 
 class RedirectSession final : public Tracked, public std::enable_shared_from_this<RedirectSession> {
  public:
+  // `received`: bytes already read from the socket (plain HTTP that arrived on the HTTPS port).
   RedirectSession(Engine& server, Engine::ConnectionSlot slot, tcp::socket socket,
-                  const Endpoint& remote)
+                  const Endpoint& remote, std::span<const std::uint8_t> received = {})
       : server_(server),
         slot_(std::move(slot)),
         stream_(std::move(socket)),
         executor_(stream_.get_executor()),
         remote_(remote),
-        id_(nextConnectionId.fetch_add(1)) {}
+        id_(nextConnectionId.fetch_add(1)) {
+    const auto into = buffer_.prepare(received.size());
+    std::memcpy(into.data(), received.data(), received.size());
+    buffer_.commit(received.size());
+  }
 
   ~RedirectSession() override { server_.untrack(id_); }
 
@@ -898,6 +903,217 @@ class RedirectSession final : public Tracked, public std::enable_shared_from_thi
   Parser parser_;
   Response response_;
   bool writing_ = false;
+};
+
+// ---- The HTTPS port's first bytes: HTTPS, or TURN handed on --------------------------------
+
+// Every connection to the HTTPS port starts here. It reads an optional PROXY protocol header
+// (only from web.proxy_protocol_from, and there it is required), then looks at what the client
+// sends first: TLS is terminated here (over memory, so the session can still change hands) and
+// the first decrypted bytes decide again. HTTP goes to an HttpsSession (or, in the clear, to a
+// redirect), STUN/TURN (a STUN header, as every TURN client starts with Allocate or Binding, or
+// ALPN "stun.turn") to the TURN server
+// with its socket, TLS session and the bytes read so far. ALPN and SNI are not needed: many TURN
+// clients send neither. The whole stage runs under the request-head deadline (slowloris).
+class FirstBytesSession final : public Tracked,
+                                public std::enable_shared_from_this<FirstBytesSession> {
+ public:
+  FirstBytesSession(Engine& server, Engine::ConnectionSlot slot, tcp::socket socket,
+                    const Endpoint& remote, const Endpoint& local, bool expectProxyHeader)
+      : server_(server),
+        slot_(std::move(slot)),
+        stream_(std::move(socket)),
+        executor_(stream_.get_executor()),
+        client_(remote),
+        local_(local),
+        expectProxyHeader_(expectProxyHeader),
+        id_(nextConnectionId.fetch_add(1)) {}
+
+  ~FirstBytesSession() override { server_.untrack(id_); }
+
+  void start() {
+    server_.track(id_, weak_from_this());
+    asio::dispatch(executor_, [self = shared_from_this()] {
+      self->stream_.expires_after(self->server_.options_.limits.headerTimeout);
+      self->read();
+    });
+  }
+
+  void shutdownFromServer() override {
+    asio::post(executor_, [self = shared_from_this()] { self->stream_.close(); });
+  }
+
+ private:
+  // Nothing a client sends before it is classified may exceed this (a PROXY header and a
+  // ClientHello are far smaller; the decision needs 16 bytes).
+  static constexpr std::size_t kMaxUndecidedBytes = 64 * 1024;
+
+  void read() {
+    stream_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](
+                                                      beast::error_code error, std::size_t bytes) {
+      self->onRead(error, bytes);
+    });
+  }
+
+  void onRead(const beast::error_code& error, std::size_t bytes) {
+    server_.addBytesIn(bytes);
+    if (error) {
+      end(error == beast::error::timeout ? "timed out before it said what it speaks" : "");
+      return;
+    }
+    const std::span<const std::uint8_t> received(chunk_.data(), bytes);
+    if (handshake_) {
+      handshake_->feed(received);
+      afterTls();
+      return;
+    }
+    raw_.insert(raw_.end(), received.begin(), received.end());
+    examine();
+  }
+
+  // Before TLS: PROXY header, then what the client speaks.
+  void examine() {
+    if (raw_.size() > kMaxUndecidedBytes) return reject("sent too much without being recognised");
+    if (expectProxyHeader_) {
+      const auto header = edge::parseProxyHeader(raw_);
+      if (!header) {
+        if (header.error() == edge::ProxyError::NeedMore) return read();
+        return reject(
+            fmt::format("bad PROXY protocol header ({})", edge::toString(header.error())));
+      }
+      server_.counters_.proxyHeaders.fetch_add(1, std::memory_order_relaxed);
+      if (header->source) client_ = *header->source;
+      raw_.erase(raw_.begin(), raw_.begin() + static_cast<std::ptrdiff_t>(header->length));
+      expectProxyHeader_ = false;
+    }
+    switch (edge::classifyFirstBytes(raw_)) {
+      case edge::FirstBytes::NeedMore:
+        return read();
+      case edge::FirstBytes::Tls:
+        try {
+          handshake_.emplace(server_.tls_->current());
+        } catch (const std::bad_alloc&) {
+          return end("could not start TLS: out of memory");
+        }
+        handshake_->feed(raw_);
+        raw_.clear();
+        return afterTls();
+      case edge::FirstBytes::Http:
+        return redirect();
+      case edge::FirstBytes::Stun:
+        return handOverToTurn(std::move(raw_));
+      case edge::FirstBytes::ProxyV1:
+      case edge::FirstBytes::ProxyV2:
+        return reject("sent a PROXY protocol header but is not in web.proxy_protocol_from");
+      case edge::FirstBytes::ChannelData:  // only ever follows a ChannelBind: never comes first
+      case edge::FirstBytes::Unknown:
+        break;
+    }
+    reject("speaks neither TLS, HTTP nor STUN");
+  }
+
+  // After each step of TLS: send what it produced, then go on.
+  void afterTls() {
+    if (!handshake_->output().empty()) {
+      asio::async_write(stream_,
+                        asio::buffer(handshake_->output().data(), handshake_->output().size()),
+                        [self = shared_from_this()](beast::error_code error, std::size_t bytes) {
+                          self->server_.addBytesOut(bytes);
+                          if (error) return self->end("");
+                          self->handshake_->consumeOutput();
+                          self->afterTls();
+                        });
+      return;
+    }
+    switch (handshake_->state()) {
+      case tls::ServerHandshake::State::Handshaking:
+        return read();
+      case tls::ServerHandshake::State::Failed:
+        return end("TLS handshake failed: " + handshake_->error());
+      case tls::ServerHandshake::State::Closed:
+        return end("");
+      case tls::ServerHandshake::State::Established:
+        break;
+    }
+    const auto plaintext = handshake_->plaintext();
+    if (handshake_->alpn() == "stun.turn") {
+      return handOverToTurn({plaintext.begin(), plaintext.end()});  // RFC 7443
+    }
+    if (plaintext.size() > kMaxUndecidedBytes)
+      return reject("sent too much without being recognised");
+    switch (edge::classifyFirstBytes(plaintext)) {
+      case edge::FirstBytes::NeedMore:
+        return read();
+      case edge::FirstBytes::Stun:
+        return handOverToTurn({plaintext.begin(), plaintext.end()});
+      default:
+        // HTTP, or something broken that the HTTP parser answers with 400.
+        return serveHttps();
+    }
+  }
+
+  void serveHttps() {
+    std::shared_ptr<tls::ServerContext> context = handshake_->context();
+    const std::vector<std::uint8_t> received(handshake_->plaintext().begin(),
+                                             handshake_->plaintext().end());
+    tls::UniqueSsl ssl = handshake_->release();
+    if (!ssl) return end("TLS session could not be handed over");
+    std::make_shared<HttpsSession>(server_, std::move(slot_), std::move(context), std::move(ssl),
+                                   std::move(stream_), received, client_)
+        ->start();
+  }
+
+  void redirect() {
+    std::make_shared<RedirectSession>(server_, std::move(slot_), stream_.release_socket(), client_,
+                                      raw_)
+        ->start();
+  }
+
+  void handOverToTurn(std::vector<std::uint8_t> received) {
+    const auto& handOff = server_.options_.turnHandoff;
+    if (!handOff) return reject("speaks STUN/TURN, which this port does not serve");
+    tls::AcceptedStream accepted;
+    if (handshake_) {
+      accepted.context = handshake_->context();
+      accepted.ssl = handshake_->release();
+      if (!accepted.ssl) return end("TLS session could not be handed over");
+    }
+    accepted.received = std::move(received);
+    accepted.client = client_;
+    accepted.local = local_;
+    tcp::socket socket = stream_.release_socket();
+    beast::error_code error;
+    accepted.socket = tls::UniqueFd(socket.release(error));
+    if (error) return end("could not hand the socket over: " + error.message());
+    server_.counters_.turnHandoffs.fetch_add(1, std::memory_order_relaxed);
+    try {
+      handOff(std::move(accepted));
+    } catch (const std::exception& failure) {
+      logger()->warn("handing {} over to TURN failed: {}", client_.toString(), failure.what());
+    }
+  }
+
+  void reject(const std::string& why) {
+    server_.counters_.firstBytesRejected.fetch_add(1, std::memory_order_relaxed);
+    end(why);
+  }
+
+  void end(const std::string& why) {
+    if (!why.empty()) logger()->debug("https port {} {}: {}", id_, client_.toString(), why);
+    stream_.close();
+  }
+
+  Engine& server_;
+  Engine::ConnectionSlot slot_;
+  beast::tcp_stream stream_;
+  const asio::any_io_executor executor_;
+  Endpoint client_;
+  const Endpoint local_;
+  bool expectProxyHeader_;
+  const std::uint64_t id_;
+  std::array<std::uint8_t, kReadChunk> chunk_{};
+  std::vector<std::uint8_t> raw_;  // before TLS
+  std::optional<tls::ServerHandshake> handshake_;
 };
 
 // ---- Listening -------------------------------------------------------------------------------
@@ -975,16 +1191,13 @@ void Engine::onAccept(Listener& listener, const beast::error_code& error, tcp::s
         ->start();
     return;
   }
-  // The context current now: a certificate reloaded on SIGHUP applies from the next connection.
-  std::shared_ptr<tls::ServerContext> context = tls_->current();
-  SSL* ssl = SSL_new(context->tls());
-  if (!ssl) {
-    logger()->warn("SSL_new failed; connection from {} dropped", toEndpoint(remote).toString());
-    return;
-  }
-  // The TLS stream owns `ssl` from here on.
-  std::make_shared<HttpsSession>(*this, std::move(slot), std::move(context), ssl, std::move(socket),
-                                 toEndpoint(remote))
+  const Endpoint client = toEndpoint(remote);
+  const Endpoint local = toEndpoint(socket.local_endpoint(ignored));
+  const bool expectProxyHeader =
+      std::any_of(options_.proxyProtocolFrom.begin(), options_.proxyProtocolFrom.end(),
+                  [&](const Cidr& range) { return range.contains(client.address); });
+  std::make_shared<FirstBytesSession>(*this, std::move(slot), std::move(socket), client, local,
+                                      expectProxyHeader)
       ->start();
 }
 
@@ -1119,6 +1332,9 @@ WebCounters WebServer::counters() const {
   out.wsDroppedSlow = get(c.wsDroppedSlow);
   out.bytesIn = get(c.bytesIn);
   out.bytesOut = get(c.bytesOut);
+  out.proxyHeaders = get(c.proxyHeaders);
+  out.turnHandoffs = get(c.turnHandoffs);
+  out.firstBytesRejected = get(c.firstBytesRejected);
   return out;
 }
 

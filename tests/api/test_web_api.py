@@ -1190,6 +1190,10 @@ class AuthTest(ServerTestCase):
         self.assertIn(f"turn:localhost:{stun}?transport=tcp", urls)
         self.assertIn(f"turns:localhost:{tls}?transport=tcp", urls)
         self.assertIn(f"stun:localhost:{stun}", urls)
+        # TURN over TLS on the HTTPS port too, before 5349: it passes where only 443 is open.
+        https_turn = f"turns:localhost:{self.server.https_port}?transport=tcp"
+        self.assertIn(https_turn, urls)
+        self.assertLess(urls.index(https_turn), urls.index(f"turns:localhost:{tls}?transport=tcp"))
         turn = [s for s in body["iceServers"] if any(u.startswith("turn") for u in s["urls"])]
         self.assertEqual(len(turn), 1, body)
         username, credential = turn[0]["username"], turn[0]["credential"]

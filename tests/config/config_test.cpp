@@ -496,6 +496,8 @@ TEST_F(ConfigTest, ToTomlPrintsEveryKeyWithAComment) {
                                              "web.http_redirect",
                                              "web.public_url",
                                              "web.client_dir",
+                                             "web.turn_over_https",
+                                             "web.proxy_protocol_from",
                                              "web.max_header_bytes",
                                              "web.max_body_bytes",
                                              "web.max_connections",

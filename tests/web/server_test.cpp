@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <parley/tls/accepted_stream.hpp>
 #include <parley/tls/certificate.hpp>
 #include <parley/tls/context.hpp>
 #include <parley/web/server.hpp>
@@ -123,6 +124,21 @@ class TlsClient {
     const auto error =
         run([&](auto handler) { http::async_read(stream_, buffer_, parser, handler); });
     response = parser.release();
+    return error;
+  }
+
+  // Reads what is there (at least one byte) into `out`.
+  beast::error_code readSome(std::string& out) {
+    std::array<char, 4096> chunk;
+    std::size_t got = 0;
+    const auto error = run([&](auto handler) {
+      stream_.async_read_some(asio::buffer(chunk),
+                              [&got, handler](beast::error_code e, std::size_t n) mutable {
+                                got = n;
+                                handler(e);
+                              });
+    });
+    out.assign(chunk.data(), got);
     return error;
   }
 
@@ -803,6 +819,108 @@ TEST_F(WebServerTest, SilentClientIsClosedAfterTwoPingIntervals) {
   EXPECT_FALSE(eventually([&] { return session->closes == 1; }, 1500ms));
   EXPECT_TRUE(eventually([&] { return session->closes == 1; }, 3s));
   EXPECT_EQ(server_->activeWebSockets(), 0u);
+}
+
+// ---- The HTTPS port's first bytes: TURN handed over -------------------------------------------
+
+// A STUN Binding request header (RFC 8489 §6): type 0x0001, length 0, magic cookie, id.
+const std::string kStunRequest(
+    "\x00\x01\x00\x00\x21\x12\xA4\x42"
+    "abcdefghijkl",
+    20);
+
+// Collects what the engine hands over to TURN.
+struct HandedOver {
+  std::mutex mutex;
+  std::vector<tls::AcceptedStream> streams;
+  std::function<void(tls::AcceptedStream&&)> sink() {
+    return [this](tls::AcceptedStream&& stream) {
+      std::lock_guard lock(mutex);
+      streams.push_back(std::move(stream));
+    };
+  }
+  std::size_t count() {
+    std::lock_guard lock(mutex);
+    return streams.size();
+  }
+};
+
+TEST_F(WebServerTest, StunInsideTlsIsHandedOverWithItsSessionAndBytes) {
+  HandedOver handedOver;
+  start([&](WebServerOptions& options) { options.turnHandoff = handedOver.sink(); });
+  TlsClient client = tlsClient();
+  ASSERT_FALSE(client.connectError);
+  ASSERT_FALSE(client.writeRaw(kStunRequest));
+  ASSERT_TRUE(eventually([&] { return handedOver.count() == 1; }, kWait));
+  tls::AcceptedStream& stream = handedOver.streams.front();
+  EXPECT_EQ(std::string(stream.received.begin(), stream.received.end()), kStunRequest);
+  EXPECT_EQ(stream.client.address, IpAddress::v4(0x7F000001));
+  EXPECT_EQ(stream.local, https());
+  ASSERT_TRUE(stream.ssl);
+  ASSERT_GE(stream.socket.get(), 0);
+  EXPECT_EQ(server_->counters().turnHandoffs, 1u);
+
+  // The new owner carries on with the same TLS session on the same socket.
+  asio::io_context io;
+  tcp::socket socket(io);
+  socket.assign(tcp::v4(), stream.socket.release());
+  ssl::stream<tcp::socket&> owner(socket, stream.ssl.release());
+  const std::string answer = "answer over the same session";
+  asio::write(owner, asio::buffer(answer));
+  std::string got;
+  ASSERT_FALSE(client.readSome(got));
+  EXPECT_EQ(got, answer);
+}
+
+TEST_F(WebServerTest, HttpsStillServedAndPlainStunHandedOver) {
+  HandedOver handedOver;
+  start([&](WebServerOptions& options) { options.turnHandoff = handedOver.sink(); });
+  // HTTPS on the same port is untouched.
+  TlsClient https = tlsClient();
+  EXPECT_EQ(https.request(get("/healthz")).result_int(), 200u);
+  EXPECT_EQ(handedOver.count(), 0u);
+  // Plain STUN (no TLS) is recognised as well.
+  TcpClient plain(this->https());
+  ASSERT_FALSE(plain.writeRaw(kStunRequest));
+  ASSERT_TRUE(eventually([&] { return handedOver.count() == 1; }, kWait));
+  EXPECT_FALSE(handedOver.streams.front().ssl);
+  EXPECT_EQ(handedOver.streams.front().received.size(), kStunRequest.size());
+}
+
+TEST_F(WebServerTest, StunWithoutATurnServerIsClosedAndCounted) {
+  start();
+  TlsClient client = tlsClient();
+  ASSERT_FALSE(client.writeRaw(kStunRequest));
+  EXPECT_TRUE(client.readUntilClosed());
+  EXPECT_EQ(server_->counters().firstBytesRejected, 1u);
+}
+
+TEST_F(WebServerTest, ProxyHeaderFromATrustedBalancerNamesTheClient) {
+  HandedOver handedOver;
+  start([&](WebServerOptions& options) {
+    options.turnHandoff = handedOver.sink();
+    options.proxyProtocolFrom = {*Cidr::parse("127.0.0.0/8")};
+  });
+  TcpClient client(https());
+  ASSERT_FALSE(client.writeRaw("PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n" + kStunRequest));
+  ASSERT_TRUE(eventually([&] { return handedOver.count() == 1; }, kWait));
+  EXPECT_EQ(handedOver.streams.front().client.toString(), "198.51.100.7:40000");
+  EXPECT_EQ(server_->counters().proxyHeaders, 1u);
+  // Without the header a trusted source is refused.
+  TcpClient bare(https());
+  ASSERT_FALSE(bare.writeRaw(kStunRequest));
+  EXPECT_TRUE(bare.readUntilClosed());
+  EXPECT_EQ(handedOver.count(), 1u);
+}
+
+TEST_F(WebServerTest, ProxyHeaderFromAnyoneElseIsRefused) {
+  HandedOver handedOver;
+  start([&](WebServerOptions& options) { options.turnHandoff = handedOver.sink(); });
+  TcpClient client(https());
+  ASSERT_FALSE(client.writeRaw("PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n" + kStunRequest));
+  EXPECT_TRUE(client.readUntilClosed());
+  EXPECT_EQ(handedOver.count(), 0u);
+  EXPECT_EQ(server_->counters().firstBytesRejected, 1u);
 }
 
 }  // namespace

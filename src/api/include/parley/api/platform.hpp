@@ -24,6 +24,7 @@ struct TurnEndpoints {
   std::uint16_t udpPort = 0;        // turn:HOST:PORT?transport=udp and stun:HOST:PORT
   std::uint16_t tcpPort = 0;        // turn:HOST:PORT?transport=tcp
   std::uint16_t tlsPort = 0;        // turns:HOST:PORT?transport=tcp
+  std::uint16_t httpsPort = 0;      // turns:HOST:PORT?transport=tcp on the HTTPS port
   std::vector<std::string> secrets; // TURN REST secrets; [0] signs the handed-out credentials
   std::chrono::seconds credentialTtl{43'200};
 };

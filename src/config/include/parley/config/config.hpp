@@ -143,6 +143,11 @@ struct WebConfig {
   // redirects, ICE server host names. "" = https://localhost[:https_port].
   std::string publicUrl;
   std::string clientDir;  // the browser client's files; "" = the built-in location
+  // TURN over the HTTPS port (STUN/TURN recognised by its first bytes, after TLS or in the
+  // clear), advertised to browsers as turns:HOST:PORT?transport=tcp.
+  bool turnOverHttps = true;
+  // Load balancers whose connections start with a PROXY protocol (v1/v2) header.
+  std::vector<Cidr> proxyProtocolFrom;
   unsigned maxHeaderBytes = 16 * 1024;
   unsigned maxBodyBytes = 1024 * 1024;
   unsigned maxConnections = 20'000;

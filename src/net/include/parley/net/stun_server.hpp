@@ -13,6 +13,7 @@
 
 #include <parley/base/endpoint.hpp>
 #include <parley/net/counters.hpp>
+#include <parley/tls/accepted_stream.hpp>
 #include <parley/tls/context.hpp>
 #include <parley/turn/peer_filter.hpp>
 #include <parley/turn/server.hpp>
@@ -97,6 +98,11 @@ class StunServer {
                          std::vector<std::string> restSecrets);
   // TURN totals over all workers, as of each worker's last tick (about once a second).
   turn::Counters turnCounters() const;
+  // Serves a TCP connection another listener accepted (the HTTPS port, when the client spoke
+  // STUN/TURN): its TLS session, if any, and the bytes already read continue here as if this
+  // server had accepted it, with `stream.client` as the client's address. Thread-safe, returns
+  // at once; counted against tcp_max_connections. Dropped (closed) when the server is not running.
+  void adoptStream(tls::AcceptedStream&& stream);
 
  private:
   struct Impl;

@@ -5,17 +5,13 @@
 #include <string_view>
 #include <vector>
 
+#include <parley/base/cidr.hpp>
 #include <parley/base/endpoint.hpp>
 
 namespace parley::turn {
 
-struct Cidr {
-  IpAddress network;
-  unsigned prefixLength = 0;
-  // "10.0.0.0/8", "::1/128", or a bare address (full length). nullopt when malformed.
-  static std::optional<Cidr> parse(std::string_view text);
-  bool contains(const IpAddress& address) const;
-};
+// The range type moved to base (the front door matches trusted proxies too); the old name stays.
+using Cidr = parley::Cidr;
 
 class PeerFilter {
  public:

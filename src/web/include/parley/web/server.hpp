@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -19,7 +20,9 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <parley/base/cidr.hpp>
 #include <parley/base/endpoint.hpp>
+#include <parley/tls/accepted_stream.hpp>
 #include <parley/tls/context.hpp>
 
 namespace parley::web {
@@ -138,6 +141,15 @@ struct WebServerOptions {
   // itself and, unless it is "/", everything below it: "/setup" matches "/setup" and
   // "/setup/x"; "/room/" matches "/room/abc". "/" matches only "/".
   std::vector<std::string> appRoutes;
+  // The HTTPS port carries TURN too (the network contract's "TURN over TLS on 443"): a
+  // connection whose first bytes, after TLS or in the clear, are a STUN message, or whose
+  // TLS ALPN is "stun.turn" (RFC 7443), is handed to this, called on a web thread; it must not
+  // block. Unset: such connections are closed.
+  std::function<void(tls::AcceptedStream&&)> turnHandoff;
+  // Load balancers that put a PROXY protocol header (v1 or v2) in front of each connection.
+  // Connections from these addresses must start with one, and the address in it is the client
+  // (rate limits, logs, TURN's XOR-MAPPED-ADDRESS); nobody else may send one.
+  std::vector<Cidr> proxyProtocolFrom;
 };
 
 struct WebCounters {
@@ -147,6 +159,9 @@ struct WebCounters {
   std::uint64_t wsUpgrades = 0, wsActive = 0, wsMessagesIn = 0, wsMessagesOut = 0;
   std::uint64_t wsDroppedSlow = 0;          // sockets closed with 4008
   std::uint64_t bytesIn = 0, bytesOut = 0;  // application bytes (after TLS)
+  std::uint64_t proxyHeaders = 0;           // PROXY protocol headers accepted
+  std::uint64_t turnHandoffs = 0;           // HTTPS-port connections handed to TURN
+  std::uint64_t firstBytesRejected = 0;     // neither TLS, HTTP nor STUN; bad PROXY header
 };
 
 // Thrown by WebServer::start() when a socket cannot be bound; what() names address and port.
