@@ -109,6 +109,14 @@ bool isMalformedRequest(const beast::error_code& error) {
 
 std::atomic<std::uint64_t> nextConnectionId{1};
 
+// Bytes an earlier stage read, put where the HTTP parser looks first.
+void append(beast::flat_buffer& buffer, std::span<const std::uint8_t> bytes) {
+  if (bytes.empty()) return;  // memcpy's arguments must not be null, even for 0 bytes
+  const auto into = buffer.prepare(bytes.size());
+  std::memcpy(into.data(), bytes.data(), bytes.size());
+  buffer.commit(bytes.size());
+}
+
 // Something stop() has to end: an HTTP connection or a WebSocket.
 class Tracked {
  public:
@@ -606,9 +614,7 @@ class HttpsSession final : public Tracked, public std::enable_shared_from_this<H
         stream_(std::in_place, std::move(stream), ssl.release()),
         context_{remote},
         id_(nextConnectionId.fetch_add(1)) {
-    const auto into = buffer_.prepare(received.size());
-    std::memcpy(into.data(), received.data(), received.size());
-    buffer_.commit(received.size());
+    append(buffer_, received);
   }
 
   ~HttpsSession() override { server_.untrack(id_); }
@@ -826,9 +832,7 @@ class RedirectSession final : public Tracked, public std::enable_shared_from_thi
         executor_(stream_.get_executor()),
         remote_(remote),
         id_(nextConnectionId.fetch_add(1)) {
-    const auto into = buffer_.prepare(received.size());
-    std::memcpy(into.data(), received.data(), received.size());
-    buffer_.commit(received.size());
+    append(buffer_, received);
   }
 
   ~RedirectSession() override { server_.untrack(id_); }
