@@ -719,8 +719,18 @@ TEST_F(WebServerTest, OversizeMessageClosesWith1009) {
   auto client = wsClient("/ws");
   ASSERT_FALSE(client->write(std::string(2000, 'x')));
   std::string text;
-  EXPECT_EQ(client->read(text), websocket::error::closed);
-  EXPECT_EQ(client->closeReason().code, websocket::close_code::too_big);
+  const auto error = client->read(text);
+  // The server sends close 1009 and closes at once. When part of the oversized message is
+  // still unread on the server's socket (a loaded machine splits it into several reads), the
+  // kernel answers with a reset that can overtake the close frame: the client then sees the
+  // connection end without the frame. Either way the server refused the message.
+  if (error == websocket::error::closed) {
+    EXPECT_EQ(client->closeReason().code, websocket::close_code::too_big);
+  } else {
+    EXPECT_TRUE(error == asio::error::connection_reset || error == asio::error::not_connected ||
+                error == asio::error::eof || error == asio::ssl::error::stream_truncated)
+        << error.message();
+  }
   const auto session = acceptor_.last();
   EXPECT_TRUE(eventually([&] { return session->closes == 1; }));
   EXPECT_TRUE(session->messages().empty());
