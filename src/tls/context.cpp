@@ -44,7 +44,9 @@ std::string alpnWire(const std::vector<std::string>& protocols) {
   return wire;
 }
 
-// RFC 7301 §3.2: the server picks; no overlap is a fatal no_application_protocol alert.
+// RFC 7301 §3.2: the server picks. With no overlap it goes on without ALPN (which §3.2 allows)
+// rather than refusing: an intercepting proxy or a client that offers only http/1.1 to the TURN
+// port should still get its connection, and the bytes that follow decide what it is.
 int selectAlpn(SSL* ssl, const unsigned char** out, unsigned char* outLength,
                const unsigned char* offered, unsigned int offeredLength, void*) {
   const auto* wire =
@@ -66,7 +68,7 @@ int selectAlpn(SSL* ssl, const unsigned char** out, unsigned char* outLength,
     }
     i += 1 + length;
   }
-  return SSL_TLSEXT_ERR_ALERT_FATAL;
+  return SSL_TLSEXT_ERR_NOACK;
 }
 
 ossl::SslCtx makeContext(const SSL_METHOD* method, int minVersion, const CertificatePaths& paths,

@@ -168,12 +168,14 @@ TEST_F(ContextTest, TlsClientWithoutAlpnIsServed) {
   EXPECT_EQ(result.serverAlpn, "");
 }
 
-TEST_F(ContextTest, TlsAlpnWithoutOverlapIsRefused) {
+TEST_F(ContextTest, TlsAlpnWithoutOverlapIsServedWithoutAlpn) {
+  // A client (or an intercepting proxy) offering only http/1.1 to the TURN port still connects.
   auto context = ServerContext::load(paths_, {"stun.turn"});
-  const auto result =
-      handshake(context->tls(), paths_.cert, [](SSL_CTX*, SSL* ssl) { offerAlpn(ssl, "\x02h2"); });
-  EXPECT_FALSE(result.serverDone);
-  EXPECT_FALSE(result.clientDone);
+  const auto result = handshake(context->tls(), paths_.cert,
+                                [](SSL_CTX*, SSL* ssl) { offerAlpn(ssl, "\x08http/1.1"); });
+  EXPECT_TRUE(result.serverDone);
+  EXPECT_TRUE(result.clientDone);
+  EXPECT_EQ(result.serverAlpn, "");
 }
 
 TEST_F(ContextTest, Tls12Accepted) {

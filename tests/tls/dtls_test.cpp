@@ -496,8 +496,8 @@ TEST_F(DtlsTest, SendRejections) {
 
 TEST_F(DtlsTest, HandshakeFailureSendsAlertAndForgets) {
   DtlsServer server(context_);
-  // A client that offers only an ALPN protocol the server does not speak.
-  DtlsClient client({paths_.cert, "localhost", {"h2"}});
+  // A client that offers only a cipher suite the server refuses (no forward secrecy).
+  DtlsClient client({.trust = paths_.cert, .host = "localhost", .ciphers = "AES128-SHA"});
   Link link{&client, endpoint("192.0.2.10", 40000), client.start()};
   pump(server, {&link}, t0_);
   EXPECT_FALSE(client.established());

@@ -47,6 +47,7 @@ DtlsClient::DtlsClient(const ClientOptions& options) {
     SSL_CTX_set_max_proto_version(ctx_, options.maxVersion);
   }
   SSL_CTX_set_options(ctx_, SSL_OP_NO_QUERY_MTU);
+  if (!options.ciphers.empty()) SSL_CTX_set_cipher_list(ctx_, options.ciphers.c_str());
   if (!options.trust.empty()) {
     if (SSL_CTX_load_verify_locations(ctx_, options.trust.c_str(), nullptr) != 1) {
       throw std::runtime_error("cannot load " + options.trust.string());

@@ -36,6 +36,7 @@ struct ClientOptions {
   std::string host = "localhost";  // name (or IP literal) the certificate must hold
   std::vector<std::string> alpn;   // offered protocols
   int maxVersion = 0;              // e.g. DTLS1_VERSION for an old client; 0: library default
+  std::string ciphers;             // OpenSSL cipher list for (D)TLS 1.2; empty: library default
 };
 
 class DtlsClient {

@@ -38,11 +38,15 @@ export function field(labelText, control, hint) {
 
 // The page-wide status banner is an ARIA live region: what is written here is read out by
 // screen readers, so every status change (reconnecting, admitted, errors) goes through it.
+// `reason` (a stable code, e.g. 'media-blocked') goes into data-reason so tests and support can
+// tell which problem is shown; any other announcement replaces it.
 let statusTimer = null;
-export function announce(text, { level = 'info', sticky = false } = {}) {
+export function announce(text, { level = 'info', sticky = false, reason = null } = {}) {
   const banner = document.getElementById('status');
   if (!banner) return;
   clearTimeout(statusTimer);
+  if (reason) banner.dataset.reason = reason;
+  else delete banner.dataset.reason;
   if (!text) {
     banner.hidden = true;
     banner.textContent = '';

@@ -57,6 +57,7 @@ export class Meeting {
     this.statsTimer = null;
     this.ui = null;
     this.blockedNotice = false;
+    this.mediaProblem = null;        // {reason, text, peerId} shown in the status banner
 
     this.signaling = new Signaling({
       roomId,
@@ -284,6 +285,7 @@ export class Meeting {
       onTrack: (link, track) => this.onRemoteTrack(link, track),
       onTrackGone: (link, trackId, kind) => this.onRemoteTrackGone(link, trackId, kind),
       onStateChange: (link, state) => this.onPeerState(link, state),
+      onConnected: () => this.updateMediaProblem(),
     });
     this.peers.set(id, peer);
     return peer;
@@ -324,11 +326,75 @@ export class Meeting {
     if (this.finished) return;
     const text = 'The meeting server cannot be reached. A firewall or proxy on your network may block '
       + 'the connection. Parley keeps trying; meanwhile you can run the connection check.';
+    this.showReason('signaling-blocked', text);
+  }
+
+  // A sticky error in the status banner with a stable reason code (data-reason) and a link to
+  // the connection check.
+  showReason(reason, text) {
+    announce(text, { level: 'error', sticky: true, reason });
     const banner = document.getElementById('status');
-    announce(text, { level: 'error', sticky: true });
     if (banner) {
       banner.append(' ', h('a', { href: '/check', 'data-testid': 'check-link' }, 'Run the connection check'));
     }
+  }
+
+  // Media that does not connect must not spin forever: after peer.js's MEDIA_BLOCKED_MS the
+  // banner says what failed (which transports to which host, on which side). Parley keeps
+  // retrying meanwhile; the banner goes away when media connects.
+  updateMediaProblem() {
+    if (this.finished || this.view !== 'meeting') return;
+    let problem = null;
+    for (const peer of this.peers.values()) {
+      const found = peer.mediaProblem();
+      if (found) {
+        problem = { ...found, peerId: peer.remoteId };
+        break;
+      }
+    }
+    const banner = document.getElementById('status');
+    if (!problem) {
+      if (this.mediaProblem) {
+        this.mediaProblem = null;
+        if (banner && banner.dataset.reason && banner.dataset.reason !== 'signaling-blocked') {
+          announce('Audio and video are connected.');
+        }
+      }
+      return;
+    }
+    const text = this.describeMediaProblem(problem);
+    const changed = !this.mediaProblem || this.mediaProblem.text !== text;
+    this.mediaProblem = { reason: problem.reason, text, peerId: problem.peerId };
+    // Other sticky news (the signaling reconnecting) goes first; a non-sticky one is replaced.
+    const bannerBusy = banner && !banner.hidden && (banner.dataset.reason === 'signaling-blocked'
+      || (!banner.dataset.reason && banner.dataset.level !== 'info'));
+    if ((changed || !banner || banner.hidden || banner.dataset.reason !== problem.reason) && !bannerBusy) {
+      this.showReason(problem.reason, text);
+    }
+  }
+
+  describeMediaProblem(problem) {
+    const participant = this.participants.get(problem.peerId);
+    const who = participant ? participant.name : 'the other participant';
+    const tried = problem.tried.length ? problem.tried.join(', ').replace(/, ([^,]*)$/, ' or $1') : 'any port';
+    if (problem.reason === 'media-blocked') {
+      const open = problem.tried.includes('TLS 443') ? 'TCP 443 (better also UDP and TCP 3478)' : tried;
+      return `Audio and video cannot connect: your network lets nothing through to ${problem.host} `
+        + `on ${tried}. A firewall or proxy blocks it; ask your IT department to allow ${problem.host} `
+        + `on ${open}. Parley keeps trying.`;
+    }
+    if (problem.reason === 'media-filtered') {
+      return `Audio and video cannot connect: your network lets this page through to ${problem.host} `
+        + `on port ${problem.port} but stops the audio and video sent the same way (tried ${tried}). `
+        + 'A proxy or firewall inspects the connection (TLS inspection) or passes only web requests; '
+        + `ask your IT department to exempt ${problem.host} from TLS inspection. Parley keeps trying.`;
+    }
+    if (problem.reason === 'peer-media-blocked') {
+      return `Audio and video cannot connect to ${who}: their network seems to block every way to `
+        + `${problem.host} (${tried}). Parley keeps trying.`;
+    }
+    return `Audio and video cannot connect to ${who}, although both sides reach ${problem.host}: `
+      + 'the relay path fails between you. Parley keeps trying.';
   }
 
   // ---- chat ------------------------------------------------------------------------------
@@ -767,6 +833,7 @@ export class Meeting {
   }
 
   async sampleStats() {
+    this.updateMediaProblem();
     for (const [id, peer] of this.peers) {
       peer.checkStuck();
       const current = await peer.stats();

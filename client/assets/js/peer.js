@@ -15,6 +15,10 @@ import { isSafari } from './env.js';
 import { reportCaught } from './report.js';
 
 const DISCONNECTED_RESTART_MS = 3000;
+// Not connected this long (since the connection was made or last lost): the page says why
+// (mediaProblem()). Through every lab network that allows a call, media connects within
+// 1-2.5 s of admission (docs/network-scenarios.md).
+export const MEDIA_BLOCKED_MS = 12_000;
 // A connection that has not connected this long after negotiation settled gets an ICE restart.
 const STUCK_RESTART_MS = 10_000;
 // Both sides create their connection at the same moment (admission), so their first offers
@@ -58,7 +62,7 @@ function orderedVideoCodecs(preferH264) {
 export class PeerLink {
   // local: {id}, remote: {id, name}; media: LocalMedia; screen: {stream, track} | null getter;
   // send(data): relays a signal to the remote participant; iceConfig(): RTCConfiguration.
-  constructor({ localId, remoteId, media, screen, send, iceConfig, onTrack, onTrackGone, onStateChange }) {
+  constructor({ localId, remoteId, media, screen, send, iceConfig, onTrack, onTrackGone, onStateChange, onConnected }) {
     this.localId = localId;
     this.remoteId = remoteId;
     // docs/api.md: "the participant with the smaller id is polite".
@@ -70,7 +74,14 @@ export class PeerLink {
     this.onTrack = onTrack;
     this.onTrackGone = onTrackGone;
     this.onStateChange = onStateChange;
+    this.onConnected = onConnected || (() => {});
     this.closed = false;
+    // What ICE found out, across restarts: for the reason the page shows when media cannot
+    // connect (see mediaProblem()).
+    this.waitingSince = Date.now();
+    this.connectedNow = false;
+    this.everConnected = false;
+    this.ice = { relayUrls: new Set(), localTypes: new Set(), remoteTypes: new Set(), errors: new Map() };
     this.remoteLacksVp8 = false;
     this.remoteStreams = {};       // streamId -> 'camera' | 'screen' (from the remote's signals)
     this.trackKinds = new Map();   // receiver track id -> 'camera' | 'screen'
@@ -112,8 +123,11 @@ export class PeerLink {
     if (screen && screen.track) this.addScreenTransceiver(screen);
 
     pc.addEventListener('negotiationneeded', () => this.enqueue(() => this.negotiate(pc)));
-    pc.addEventListener('icecandidate', ({ candidate }) => {
-      if (candidate && pc === this.pc) this.send({ candidate: candidate.toJSON() });
+    pc.addEventListener('icecandidate', (event) => {
+      const { candidate } = event;
+      if (!candidate || pc !== this.pc) return;
+      this.noteLocalCandidate(candidate, event.url);
+      this.send({ candidate: candidate.toJSON() });
     });
     pc.addEventListener('track', (event) => this.handleTrack(pc, event));
     pc.addEventListener('iceconnectionstatechange', () => this.onIceState(pc));
@@ -121,7 +135,9 @@ export class PeerLink {
       if (pc === this.pc) this.note(`gathering ${pc.iceGatheringState}`);
     });
     pc.addEventListener('icecandidateerror', (event) => {
-      if (pc === this.pc) this.note(`candidate error ${event.errorCode} ${event.url || ''}`);
+      if (pc !== this.pc) return;
+      this.note(`candidate error ${event.errorCode} ${event.url || ''}`);
+      if (event.url) this.ice.errors.set(event.url, { code: event.errorCode, text: event.errorText || '' });
     });
     pc.addEventListener('connectionstatechange', () => {
       if (pc === this.pc) this.onStateChange(this, pc.connectionState);
@@ -130,6 +146,17 @@ export class PeerLink {
 
   send(data) {
     this.sendSignal({ pc: this.pcId, forPc: this.remotePcId, ...data });
+  }
+
+  noteLocalCandidate(candidate, url) {
+    const type = candidate.type || (/ typ (\w+)/.exec(candidate.candidate || '') || [])[1];
+    if (!type) return;
+    this.ice.localTypes.add(type);
+    if (type === 'relay') {
+      const server = candidate.url || url || candidate.relayProtocol || 'relay';
+      this.ice.relayUrls.add(server);
+      this.ice.errors.delete(server);
+    }
   }
 
   streamLabels() {
@@ -231,6 +258,8 @@ export class PeerLink {
           this.send({ description: pc.localDescription.toJSON(), streams: this.streamLabels() });
         }
       } else if (data.candidate) {
+        const type = (/ typ (\w+)/.exec(data.candidate.candidate || '') || [])[1];
+        if (type) this.ice.remoteTypes.add(type);
         try {
           await pc.addIceCandidate(data.candidate);
         } catch (err) {
@@ -364,6 +393,16 @@ export class PeerLink {
     const state = pc.iceConnectionState;
     this.note(`ice ${state}`);
     clearTimeout(this.disconnectedTimer);
+    if (state === 'connected' || state === 'completed') {
+      if (!this.connectedNow) {
+        this.connectedNow = true;
+        this.everConnected = true;
+        this.onConnected(this);
+      }
+    } else if (this.connectedNow && (state === 'disconnected' || state === 'failed' || state === 'new' || state === 'checking')) {
+      this.connectedNow = false;
+      this.waitingSince = Date.now();
+    }
     if (state === 'failed') {
       this.restartIce();
     } else if (state === 'disconnected') {
@@ -463,6 +502,7 @@ export class PeerLink {
       inbound: [],
       pair: null,
       events: this.events.slice(),
+      problem: this.mediaProblem(),
     };
     let report;
     try {
@@ -490,7 +530,7 @@ export class PeerLink {
         state: pair.state,
         currentRoundTripTime: pair.currentRoundTripTime,
         local: { candidateType: local.candidateType, relayProtocol: local.relayProtocol || null,
-          protocol: local.protocol, address: local.address || local.ip, port: local.port },
+          protocol: local.protocol, address: local.address || local.ip, port: local.port, url: local.url || null },
         remote: { candidateType: remote.candidateType, protocol: remote.protocol,
           address: remote.address || remote.ip, port: remote.port },
       };
@@ -518,6 +558,63 @@ export class PeerLink {
     this.closed = true;
     this.dropConnection(this.pc);
   }
+
+  // Why media has not connected, once it has been trying for MEDIA_BLOCKED_MS: null, or
+  // {reason, side, tried: ['UDP 3478', 'TLS 443', ...], errors: [...]}. reason:
+  //  - 'media-blocked': this browser got no relay candidate from any TURN server (its network
+  //    or proxy lets none of them through), and no direct path worked either;
+  //  - 'media-filtered': the same, although TURN was offered on the very host and port this
+  //    page and its signaling came through (TLS 443): a proxy or firewall inspects that traffic
+  //    and passes only web requests;
+  //  - 'peer-media-blocked': we have relay candidates but the other side sent none (their
+  //    network blocks it);
+  //  - 'media-failed': both sides have relay candidates and still no path (the relay itself
+  //    or something between fails).
+  mediaProblem(now = Date.now()) {
+    if (this.closed || this.connectedNow || now - this.waitingSince < MEDIA_BLOCKED_MS) return null;
+    if (!this.pc || !this.pc.remoteDescription) return null;
+    const tried = [];
+    for (const server of this.iceConfig().iceServers || []) {
+      for (const url of [].concat(server.urls || [])) {
+        const label = transportLabel(url);
+        if (label && !tried.includes(label)) tried.push(label);
+      }
+    }
+    const errors = [...this.ice.errors].map(([url, e]) => `${url}: ${e.code}${e.text ? ` ${e.text}` : ''}`);
+    const host = (() => {
+      for (const server of this.iceConfig().iceServers || []) {
+        for (const url of [].concat(server.urls || [])) {
+          const m = /^turns?:([^:?]+)/.exec(url);
+          if (m) return m[1];
+        }
+      }
+      return location.hostname;
+    })();
+    const base = { host, tried, errors, everConnected: this.everConnected };
+    if (!this.ice.relayUrls.size) {
+      // This page came over HTTPS from the same host and port as TURN over TLS, and the
+      // signaling works: the network passes web traffic there but not TURN. Something looks
+      // inside the connections (TLS inspection, a proxy that only forwards HTTP).
+      const pagePort = location.port || '443';
+      if (location.protocol === 'https:' && host === location.hostname && tried.includes(`TLS ${pagePort}`)) {
+        return { reason: 'media-filtered', side: 'local', port: pagePort, ...base };
+      }
+      return { reason: 'media-blocked', side: 'local', ...base };
+    }
+    if (!this.ice.remoteTypes.has('relay')) return { reason: 'peer-media-blocked', side: 'remote', ...base };
+    return { reason: 'media-failed', side: 'between', ...base };
+  }
+}
+
+// 'turns:host:443?transport=tcp' -> 'TLS 443'; 'turn:host:3478?transport=udp' -> 'UDP 3478'.
+export function transportLabel(url) {
+  const m = /^(turns?):(?:\[[^\]]+\]|[^:?]+)(?::(\d+))?(?:\?transport=(\w+))?/i.exec(String(url));
+  if (!m) return null;
+  const secure = m[1].toLowerCase() === 'turns';
+  const port = m[2] || (secure ? '5349' : '3478');
+  const transport = (m[3] || 'udp').toLowerCase();
+  if (secure) return `TLS ${port}`;
+  return `${transport.toUpperCase()} ${port}`;
 }
 
 // good / fair / poor from round-trip time, packet loss and frame rate between two samples.

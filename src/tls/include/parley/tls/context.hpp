@@ -22,9 +22,9 @@ class ServerContext {
   //   dtls(): DTLS 1.2 with the same certificate and ciphers, plus stateless cookie exchange
   //           (RFC 6347 §4.2.1) whose cookie is an HMAC of the client's address and port.
   // `alpn` lists the protocols this server speaks, most preferred first (RFC 7301): when a
-  // client offers ALPN the server picks its first listed protocol the client also offers, and
-  // refuses the handshake (no_application_protocol) if there is none; a client that offers no
-  // ALPN is served. Empty: ALPN is ignored.
+  // client offers ALPN the server picks its first listed protocol the client also offers; with
+  // none in common, or no ALPN offered, the handshake goes on without ALPN (what the client
+  // sends then decides). Empty: ALPN is ignored.
   // Throws std::runtime_error naming the file and OpenSSL's reason (unreadable, not PEM, key
   // does not match the certificate), std::invalid_argument for an empty or >255-byte protocol.
   static std::shared_ptr<ServerContext> load(const CertificatePaths& paths,
