@@ -89,9 +89,8 @@ int createAdvisor(const AdvisorArgs& args) {
   }
   auto store = openStore(*config);
   const std::string displayName = args.displayName.empty() ? args.username : args.displayName;
-  const auto advisor =
-      store->createAdvisor(args.username, displayName, auth::hashPassword(password, policy),
-                           nowSeconds());
+  const auto advisor = store->createAdvisor(args.username, displayName,
+                                            auth::hashPassword(password, policy), nowSeconds());
   if (!advisor) {
     std::cerr << "parley: an advisor named '" << args.username << "' already exists\n";
     return kExitRuntime;
@@ -139,10 +138,10 @@ int invite(const InviteArgs& args) {
   }
   const auth::TokenSigner signer({auth::loadOrCreateKey(tokenKeyPath(*config))});
   const std::int64_t now = nowSeconds();
-  const std::int64_t lifetime = args.expiresIn > 0 ? args.expiresIn : config->auth.invitationTtlSeconds;
-  const auto invitation = api::Platform::createInvitation(*store, signer, config->publicUrl(),
-                                                          args.room, now, now + lifetime,
-                                                          args.singleUse);
+  const std::int64_t lifetime =
+      args.expiresIn > 0 ? args.expiresIn : config->auth.invitationTtlSeconds;
+  const auto invitation = api::Platform::createInvitation(
+      *store, signer, config->publicUrl(), args.room, now, now + lifetime, args.singleUse);
   store->appendAudit(args.room, now, "admin", "invited", invitation.id,
                      args.singleUse ? "single-use, admin cli" : "admin cli");
   std::cout << invitation.url << '\n';
@@ -164,10 +163,12 @@ void addAdminCommands(CLI::App& app, Action& run) {
   createAdvisorCommand->add_flag("--password-stdin", advisor->passwordStdin,
                                  "Read the password from stdin (one line) without prompting");
   addConfigFlags(*createAdvisorCommand, advisor->config);
-  createAdvisorCommand->callback([&run, advisor] { run = [advisor] { return createAdvisor(*advisor); }; });
+  createAdvisorCommand->callback(
+      [&run, advisor] { run = [advisor] { return createAdvisor(*advisor); }; });
 
   auto room = std::make_shared<RoomArgs>();
-  CLI::App* createRoomCommand = admin->add_subcommand("create-room", "Create a room; prints its id");
+  CLI::App* createRoomCommand =
+      admin->add_subcommand("create-room", "Create a room; prints its id");
   createRoomCommand->add_option("NAME", room->name, "Room name")->required();
   createRoomCommand->add_option("--advisor", room->advisor, "Username of the room's advisor")
       ->required();
@@ -178,13 +179,15 @@ void addAdminCommands(CLI::App& app, Action& run) {
   CLI::App* inviteCommand =
       admin->add_subcommand("invite", "Create an invitation link for a room; prints the link");
   inviteCommand->add_option("ROOM", invitation->room, "Room id")->required();
-  inviteCommand->add_option("--expires-in", invitation->expiresIn,
-                            "Validity in seconds (default: auth.invitation_ttl_seconds)")
+  inviteCommand
+      ->add_option("--expires-in", invitation->expiresIn,
+                   "Validity in seconds (default: auth.invitation_ttl_seconds)")
       ->check(CLI::Range(1LL, 31'536'000LL));
   inviteCommand->add_flag("--single-use", invitation->singleUse,
                           "The link admits one customer only");
   addConfigFlags(*inviteCommand, invitation->config);
-  inviteCommand->callback([&run, invitation] { run = [invitation] { return invite(*invitation); }; });
+  inviteCommand->callback(
+      [&run, invitation] { run = [invitation] { return invite(*invitation); }; });
 }
 
 }  // namespace parley::app

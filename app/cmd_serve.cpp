@@ -14,6 +14,7 @@
 #include <parley/base/log.hpp>
 #include <parley/config/config.hpp>
 #include <parley/net/stun_server.hpp>
+#include <parley/requirements/requirements.hpp>
 #include <parley/store/store.hpp>
 #include <parley/tls/certificate.hpp>
 #include <parley/tls/context.hpp>
@@ -23,6 +24,7 @@
 #include "commands.hpp"
 
 namespace parley::app {
+
 namespace {
 
 enum class Role { Serve, Turn };
@@ -217,6 +219,29 @@ web::WebServerOptions webServerOptions(const config::Config& config) {
   return options;
 }
 
+// The network contract `parley requirements` prints, rendered once for the platform to publish;
+// ports picked at start-up (port 0, tests) are the ones the listeners got.
+api::NetworkRequirementsPages networkRequirements(const config::Config& config,
+                                                  const net::StunServer& turn) {
+  config::Config running = config;
+  const auto portOf = [](const std::vector<Endpoint>& a, const std::vector<Endpoint>& b) {
+    if (!a.empty()) return a.front().port;
+    return b.empty() ? std::uint16_t{0} : b.front().port;
+  };
+  if (running.stun.port == 0) running.stun.port = portOf(turn.udpEndpoints(), turn.tcpEndpoints());
+  if (running.tls.port == 0) running.tls.port = portOf(turn.tlsEndpoints(), turn.dtlsEndpoints());
+  requirements::Deployment deployment = toRequirementsDeployment(running);
+  deployment.generatedAt = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  const requirements::Contract contract = requirements::buildContract(deployment);
+  for (const auto& warning : contract.warnings)
+    log::get("app")->warn("network requirements: {}", warning);
+  return {requirements::render(contract, requirements::Format::Json),
+          requirements::render(contract, requirements::Format::Html),
+          requirements::htmlContentSecurityPolicy()};
+}
+
 api::PlatformOptions platformOptions(const config::Config& config, const net::StunServer& turn,
                                      const Credentials& credentials) {
   api::PlatformOptions options;
@@ -228,14 +253,9 @@ api::PlatformOptions platformOptions(const config::Config& config, const net::St
     host = host.substr(0, host.find(':'));
   }
   options.turn.host = host;
-  // The port browsers use for HTTPS (the public URL's, which a load balancer may map).
-  std::uint16_t publicHttpsPort = 443;
-  if (const auto colon = options.publicUrl.rfind(':');
-      colon != std::string::npos && colon > std::string_view("https:").size() &&
-      options.publicUrl.find(']', colon) == std::string::npos) {
-    publicHttpsPort = static_cast<std::uint16_t>(std::stoul(options.publicUrl.substr(colon + 1)));
+  if (config.web.turnOverHttps && config.turn.enabled) {
+    options.turn.httpsPort = publicHttpsPort(options.publicUrl);
   }
-  if (config.web.turnOverHttps && config.turn.enabled) options.turn.httpsPort = publicHttpsPort;
   if (!turn.udpEndpoints().empty()) options.turn.udpPort = turn.udpEndpoints().front().port;
   if (!turn.tcpEndpoints().empty()) options.turn.tcpPort = turn.tcpEndpoints().front().port;
   if (!turn.tlsEndpoints().empty()) options.turn.tlsPort = turn.tlsEndpoints().front().port;
@@ -254,6 +274,7 @@ api::PlatformOptions platformOptions(const config::Config& config, const net::St
   options.rooms.chatHistory = config.rooms.chatHistory;
   options.rooms.reconnectGrace = std::chrono::seconds(config.rooms.reconnectGraceSeconds);
   options.clientErrorsPerMinute = config.web.clientErrorsPerMinute;
+  options.networkRequirements = networkRequirements(config, turn);
   return options;
 }
 

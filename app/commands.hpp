@@ -12,6 +12,7 @@
 #include <parley/auth/auth.hpp>
 #include <parley/config/config.hpp>
 #include <parley/net/stun_server.hpp>
+#include <parley/requirements/requirements.hpp>
 
 namespace parley::app {
 
@@ -75,8 +76,14 @@ std::filesystem::path tokenKeyPath(const config::Config& config);
 // [auth] password_* as the Argon2id cost.
 auth::PasswordPolicy passwordPolicy(const config::Config& config);
 
+// The port browsers use for HTTPS: the public URL's (a load balancer may map it), else 443.
+std::uint16_t publicHttpsPort(const std::string& publicUrl);
+// The deployment's network contract as config describes it (cmd_requirements.cpp).
+requirements::Deployment toRequirementsDeployment(const config::Config& config);
+
 void addServeCommands(CLI::App& app, Action& run);  // serve, turn
 void addAdminCommands(CLI::App& app, Action& run);  // admin create-advisor, create-room, invite
 void addConfigCommand(CLI::App& app, Action& run);  // config check, config print
+void addRequirementsCommand(CLI::App& app, Action& run);  // requirements
 
 }  // namespace parley::app

@@ -11,8 +11,7 @@
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"Parley: a self-hosted video-consultation platform.",
-               "parley"};
+  CLI::App app{"Parley: a self-hosted video-consultation platform.", "parley"};
   app.set_version_flag("--version", std::string("parley ") + parley::kVersion,
                        "Print the version and exit");
   app.require_subcommand(1);
@@ -22,6 +21,7 @@ int main(int argc, char** argv) {
   parley::app::addServeCommands(app, run);
   parley::app::addConfigCommand(app, run);
   parley::app::addAdminCommands(app, run);
+  parley::app::addRequirementsCommand(app, run);
 
   try {
     app.parse(argc, argv);

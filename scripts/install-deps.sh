@@ -12,7 +12,7 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
-  coturn stun-client python3 python3-aioice python3-aiortc util-linux procps
+  coturn stun-client python3 python3-aioice python3-aiortc python3-jsonschema util-linux procps
   chromium nodejs firefox-esr
   iproute2 nftables squid mitmproxy apache2-utils
 )

@@ -25,6 +25,9 @@ constexpr std::size_t kMaxNameChars = 100;
 constexpr std::size_t kMaxGuestNameChars = 60;
 constexpr std::size_t kMaxUsernameChars = 64;
 constexpr std::int64_t kMaxInvitationSeconds = 31'536'000;  // a year
+// docs/requirements.md; the web router sends exactly these paths here.
+constexpr std::string_view kRequirementsJsonPath = "/.well-known/parley/requirements.json";
+constexpr std::string_view kRequirementsHtmlPath = "/network-requirements";
 
 const std::shared_ptr<spdlog::logger>& logger() {
   static const auto instance = log::get("api");
@@ -291,6 +294,10 @@ struct Platform::Impl {
       allow({http::verb::get, http::verb::head});
       if (shuttingDown) return reply(503, {{"status", "shutting_down"}});
       return reply(200, {{"status", "ok"}});
+    }
+    if (path == kRequirementsJsonPath || path == kRequirementsHtmlPath) {
+      allow({http::verb::get, http::verb::head});
+      return networkRequirements(path == kRequirementsJsonPath);
     }
     if (path == "/metrics") {
       allow({http::verb::get});
@@ -698,6 +705,29 @@ struct Platform::Impl {
       return hub.open(std::move(connection), std::move(identity), {});
     }
     return hub.open(std::move(connection), std::nullopt, roomParam);
+  }
+
+  // --- network requirements ----------------------------------------------------------------
+
+  // Public facts for customers' IT: no session, cacheable for a few minutes, readable from
+  // any origin (the JSON is for tools).
+  web::Response networkRequirements(bool json) const {
+    const NetworkRequirementsPages& pages = options.networkRequirements;
+    const std::string& body = json ? pages.json : pages.html;
+    if (body.empty()) throw ApiError{404, "not_found", "no network requirements are published"};
+    web::Response response{http::status::ok, 11};
+    response.set(http::field::cache_control, "public, max-age=300");
+    if (json) {
+      response.set(http::field::content_type, "application/json; charset=utf-8");
+      response.set(http::field::access_control_allow_origin, "*");
+    } else {
+      response.set(http::field::content_type, "text/html; charset=utf-8");
+      if (!pages.htmlContentSecurityPolicy.empty())
+        response.set("Content-Security-Policy", pages.htmlContentSecurityPolicy);
+    }
+    response.body() = body;
+    response.prepare_payload();
+    return response;
   }
 
   // --- metrics -----------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <set>
+#include <span>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -172,12 +174,22 @@ constexpr UnsignedField<RoomsConfig> kRoomsFields[] = {
 constexpr std::size_t kSecretMinChars = 16;
 constexpr std::string_view kUserKeys[] = {"name", "password"};
 
+// [deployment] (docs/requirements.md).
+constexpr std::string_view kNodeKeys[] = {"name", "role", "region", "addresses"};
+constexpr std::string_view kNodeRoles[] = {"main", "failover", "turn", "media"};
+constexpr std::size_t kNodeNameMaxChars = 64;
+constexpr std::size_t kRegionMaxChars = 64;
+constexpr std::size_t kDeploymentTextMaxChars = 200;  // organisation, contact
+// A node's range wider than this is a typo, not a node (0.0.0.0/0 would allow everything).
+constexpr unsigned kNodeMinPrefixV4 = 8;
+constexpr unsigned kNodeMinPrefixV6 = 16;
+
 constexpr std::string_view kLevelList = "trace, debug, info, warn, error, off";
 
 // Every key the file may contain; tables are recursed into, other keys are leaves.
 const std::set<std::string, std::less<>>& knownTables() {
   static const std::set<std::string, std::less<>> tables{
-      "server", "log", "log.modules", "stun", "turn", "tls", "web", "auth", "rooms"};
+      "server", "log", "log.modules", "stun", "turn", "tls", "web", "auth", "rooms", "deployment"};
   return tables;
 }
 
@@ -235,9 +247,11 @@ const std::set<std::string, std::less<>>& knownKeys() {
                                            "tls.key_file"};
     for (const auto module : kLogModules)
       all.insert("log.modules." + std::string(module));
-    for (const auto key : {"web", "web.listen", "web.https_port", "web.http_port",
-                           "web.http_redirect", "web.public_url", "web.client_dir",
-                           "web.turn_over_https", "web.proxy_protocol_from", "auth", "rooms"})
+    for (const auto key :
+         {"web", "web.listen", "web.https_port", "web.http_port", "web.http_redirect",
+          "web.public_url", "web.client_dir", "web.turn_over_https", "web.proxy_protocol_from",
+          "auth", "rooms", "deployment", "deployment.domain", "deployment.organisation",
+          "deployment.contact", "deployment.nodes"})
       all.insert(key);
     for (const auto& field : kWebFields)
       all.insert(std::string(field.key));
@@ -563,6 +577,153 @@ void validateTls(const Config& config, std::vector<Issue>& issues) {
   }
 }
 
+bool hasControlCharacter(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; });
+}
+
+std::string lowerCase(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
+}
+
+// The host of "https://HOST[:PORT][/]", brackets of an IPv6 literal removed.
+std::string urlHost(std::string_view url) {
+  if (url.starts_with("https://")) url.remove_prefix(8);
+  url = url.substr(0, url.find('/'));
+  if (url.starts_with('[')) return std::string(url.substr(1, url.find(']') - 1));
+  return std::string(url.substr(0, url.find(':')));
+}
+
+// RFC 1035 section 2.3.1 host names (letters, digits, hyphens; RFC 1123 lets a label start
+// with a digit), at most 253 characters with labels of 1-63. No wildcard, no trailing dot.
+bool isDomainName(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  while (true) {
+    const auto dot = name.find('.');
+    const std::string_view label = name.substr(0, dot);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    const bool ok = std::all_of(label.begin(), label.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    });
+    if (!ok) return false;
+    if (dot == std::string_view::npos) return true;
+    name.remove_prefix(dot + 1);
+  }
+}
+
+// `range` with the bits after its prefix length cleared.
+Cidr masked(const Cidr& range) {
+  const auto bytes = range.network.bytes();
+  std::array<std::uint8_t, 16> out{};
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const unsigned bitsBefore = static_cast<unsigned>(i) * 8;
+    if (range.prefixLength >= bitsBefore + 8) {
+      out[i] = bytes[i];
+    } else if (range.prefixLength > bitsBefore) {
+      out[i] =
+          static_cast<std::uint8_t>(bytes[i] & (0xFF << (8 - (range.prefixLength - bitsBefore))));
+    }
+  }
+  const IpAddress network = range.network.isV4()
+                                ? IpAddress::v4(std::span<const std::uint8_t, 4>(out.data(), 4))
+                                : IpAddress::v6(std::span<const std::uint8_t, 16>(out.data(), 16));
+  return {network, range.prefixLength};
+}
+
+void checkText(std::vector<Issue>& issues, std::string key, std::string_view text,
+               std::size_t maxChars) {
+  if (utf8Chars(text) > maxChars || hasControlCharacter(text)) {
+    addIssue(issues, std::move(key),
+             fmt::format("must be at most {} characters without line breaks or other control "
+                         "characters",
+                         maxChars));
+  }
+}
+
+void validateDeployment(const Config& config, std::vector<Issue>& issues) {
+  const DeploymentConfig& deployment = config.deployment;
+  if (!deployment.domain.empty()) {
+    if (IpAddress::parse(deployment.domain)) {
+      addIssue(issues, "deployment.domain",
+               fmt::format("{} is an address, not a domain name; leave deployment.domain empty "
+                           "and list addresses in deployment.nodes",
+                           tomlQuote(deployment.domain)));
+    } else if (!isDomainName(deployment.domain)) {
+      addIssue(issues, "deployment.domain",
+               fmt::format("expected one domain name like \"meet.example.com\" (no wildcard, "
+                           "scheme, port or path), got {}",
+                           tomlQuote(deployment.domain)));
+    } else if (!config.web.publicUrl.empty()) {
+      // Browsers reach web.public_url's host (links, signaling, TURN URLs): publishing another
+      // name would whitelist the wrong one.
+      const std::string host = urlHost(config.web.publicUrl);
+      if (!host.empty() && !IpAddress::parse(host) &&
+          lowerCase(host) != lowerCase(deployment.domain)) {
+        addIssue(issues, "deployment.domain",
+                 fmt::format("{} differs from the host of web.public_url ({}), which is the "
+                             "name browsers use; leave deployment.domain empty or make them agree",
+                             tomlQuote(deployment.domain), tomlQuote(host)));
+      }
+    }
+  }
+  checkText(issues, "deployment.organisation", deployment.organisation, kDeploymentTextMaxChars);
+  checkText(issues, "deployment.contact", deployment.contact, kDeploymentTextMaxChars);
+  bool main = false;
+  for (std::size_t i = 0; i < deployment.nodes.size(); ++i) {
+    const DeploymentNode& node = deployment.nodes[i];
+    const std::string key = fmt::format("deployment.nodes[{}]", i);
+    main = main || node.role == NodeRole::Main;
+    const bool nameOk = !node.name.empty() && node.name.size() <= kNodeNameMaxChars &&
+                        std::all_of(node.name.begin(), node.name.end(), [](char c) {
+                          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                 (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                        });
+    if (!nameOk) {
+      addIssue(issues, key + ".name",
+               fmt::format("must be 1 to {} letters, digits, '.', '_' or '-', got {}",
+                           kNodeNameMaxChars, tomlQuote(node.name)));
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (deployment.nodes[j].name == node.name) {
+        addIssue(issues, key + ".name",
+                 fmt::format("node {} is listed twice (also deployment.nodes[{}])",
+                             tomlQuote(node.name), j));
+        break;
+      }
+    }
+    checkText(issues, key + ".region", node.region, kRegionMaxChars);
+    if (node.addresses.empty()) {
+      addIssue(issues, key + ".addresses", "must list at least one address or range");
+    }
+    for (std::size_t j = 0; j < node.addresses.size(); ++j) {
+      const Cidr& range = node.addresses[j];
+      const std::string addressKey = fmt::format("{}.addresses[{}]", key, j);
+      const bool v4 = range.network.isV4();
+      const unsigned minPrefix = v4 ? kNodeMinPrefixV4 : kNodeMinPrefixV6;
+      if (range.network.isUnspecified() || range.prefixLength < minPrefix) {
+        addIssue(issues, addressKey,
+                 fmt::format("{} is not a node's address: give its addresses, or a range of /{} "
+                             "or narrower for {}",
+                             range.toString(), minPrefix, v4 ? "IPv4" : "IPv6"));
+      } else if (masked(range) != range) {
+        addIssue(issues, addressKey,
+                 fmt::format("{} has host bits set: did you mean {}?", range.toString(),
+                             masked(range).toString()));
+      }
+    }
+  }
+  if (!deployment.nodes.empty() && !main) {
+    addIssue(issues, "deployment.nodes",
+             "needs a node with role = \"main\": the one web.public_url reaches");
+  }
+}
+
 void validateInto(const Config& config, std::vector<Issue>& issues) {
   checkRange(issues, "server.threads", config.server.threads, kThreads);
   if (config.server.dataDir.empty()) {
@@ -645,6 +806,7 @@ void validateInto(const Config& config, std::vector<Issue>& issues) {
   validateTurn(config, issues);
   validateTls(config, issues);
   validateWeb(config, issues);
+  validateDeployment(config, issues);
 }
 
 // toml++ quotes the offending input, newline included; keep each error on one line.
@@ -775,6 +937,8 @@ class Loader {
     if (const auto* web = section("web")) readWeb(*web, config.web);
     if (const auto* auth = section("auth")) readFields(*auth, config.auth, kAuthFields);
     if (const auto* rooms = section("rooms")) readFields(*rooms, config.rooms, kRoomsFields);
+    if (const auto* deployment = section("deployment"))
+      readDeployment(*deployment, config.deployment);
 
     std::vector<Issue> issues;
     validateInto(config, issues);
@@ -1204,6 +1368,96 @@ class Loader {
     readInt(table, "stun.tcp_max_message_size", kTcpMaxMessageSize, out.tcpMaxMessageSize);
   }
 
+  // One { name, role, region, addresses } table of deployment.nodes: shapes and types here,
+  // values in validateDeployment().
+  std::optional<DeploymentNode> readNode(const toml::node& node, const std::string& key) {
+    const auto* table = node.as_table();
+    if (table == nullptr) {
+      typeError(key, node,
+                "a table { name = \"...\", role = \"...\", region = \"...\", addresses = "
+                "[...] }");
+      return std::nullopt;
+    }
+    bool ok = true;
+    for (const auto& [name, value] : *table) {
+      const std::string_view keyName = name.str();
+      if (std::find(std::begin(kNodeKeys), std::end(kNodeKeys), keyName) != std::end(kNodeKeys)) {
+        continue;
+      }
+      std::string message = fmt::format("unknown key '{}.{}'", key, keyName);
+      for (const auto known : kNodeKeys) {
+        if (editDistance(keyName, known) <= std::max<std::size_t>(1, known.size() / 3)) {
+          message += fmt::format(" (did you mean '{}.{}'?)", key, known);
+          break;
+        }
+      }
+      place(key + "." + std::string(keyName), &value, {"", "", std::move(message)}, &name.source());
+      ok = false;
+    }
+    DeploymentNode result;
+    if (const toml::node* name = table->get("name")) {
+      if (const std::string* text = readString(*name, key + ".name")) {
+        result.name = *text;
+      } else {
+        ok = false;
+      }
+    } else {
+      place(key, &node, {"", key, "missing 'name'"});
+      ok = false;
+    }
+    if (const toml::node* role = table->get("role")) {
+      if (const std::string* text = readString(*role, key + ".role")) {
+        const auto* found = std::find(std::begin(kNodeRoles), std::end(kNodeRoles), *text);
+        if (found == std::end(kNodeRoles)) {
+          place(key + ".role", role,
+                {"", key + ".role",
+                 fmt::format("expected one of \"main\", \"failover\", \"turn\", \"media\", got {}",
+                             tomlQuote(*text))});
+          ok = false;
+        } else {
+          result.role = static_cast<NodeRole>(found - std::begin(kNodeRoles));
+        }
+      } else {
+        ok = false;
+      }
+    }
+    if (const toml::node* region = table->get("region")) {
+      if (const std::string* text = readString(*region, key + ".region")) {
+        result.region = *text;
+      } else {
+        ok = false;
+      }
+    }
+    const toml::node* addresses = table->get("addresses");
+    if (addresses == nullptr) {
+      place(key, &node, {"", key, "missing 'addresses'"});
+      ok = false;
+    } else if (const auto* array = addresses->as_array()) {
+      for (std::size_t i = 0; i < array->size(); ++i) {
+        if (auto range = readCidr((*array)[i], fmt::format("{}.addresses[{}]", key, i))) {
+          result.addresses.push_back(*range);
+        } else {
+          ok = false;
+        }
+      }
+    } else {
+      typeError(key + ".addresses", *addresses, "an array of address or range strings");
+      ok = false;
+    }
+    if (!ok) return std::nullopt;
+    return result;
+  }
+
+  void readDeployment(const toml::table& table, DeploymentConfig& out) {
+    readString(table, "deployment.domain", out.domain);
+    readString(table, "deployment.organisation", out.organisation);
+    readString(table, "deployment.contact", out.contact);
+    readArray(
+        table, "deployment.nodes",
+        "an array of tables { name = \"...\", role = \"...\", addresses = [...] }", out.nodes,
+        [this](const toml::node& node, const std::string& key) { return readNode(node, key); });
+  }
+
   std::optional<std::string> fileLabel_;
   toml::table root_;
   std::vector<std::string> overrides_;  // keys set by --set, in order
@@ -1533,7 +1787,40 @@ std::string toToml(const Config& config) {
   line("");
   line("[rooms]");
   printFields(config.rooms, kRoomsFields);
+  line("");
+
+  const DeploymentConfig& deployment = config.deployment;
+  line("[deployment]");
+  line(
+      "# The one domain of the network contract (parley requirements); \"\" = the host of "
+      "web.public_url.");
+  line(fmt::format("domain = {}", tomlQuote(deployment.domain)));
+  line("# Who runs this deployment, shown on the requirements page; \"\" = not named.");
+  line(fmt::format("organisation = {}", tomlQuote(deployment.organisation)));
+  line("# Whom customers' IT may ask, e.g. a support e-mail address; \"\" = not named.");
+  line(fmt::format("contact = {}", tomlQuote(deployment.contact)));
+  line("# Nodes { name, role = \"main\"|\"failover\"|\"turn\"|\"media\", region, addresses };");
+  line("# [] = one node \"main\" from the server's own addresses (public ones only).");
+  if (deployment.nodes.empty()) {
+    line("nodes = []");
+  } else {
+    line("nodes = [");
+    for (const auto& node : deployment.nodes) {
+      line(fmt::format("  {{ name = {}, role = {}, region = {}, addresses = {} }},",
+                       tomlQuote(node.name),
+                       tomlQuote(kNodeRoles[static_cast<std::size_t>(node.role)]),
+                       tomlQuote(node.region), cidrs(node.addresses)));
+    }
+    line("]");
+  }
   return out;
+}
+
+std::string Config::deploymentDomain() const {
+  if (!deployment.domain.empty()) return lowerCase(deployment.domain);
+  const std::string host = urlHost(publicUrl());
+  if (IpAddress::parse(host)) return {};
+  return lowerCase(host);
 }
 
 std::string Config::publicUrl() const {

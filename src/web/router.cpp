@@ -112,7 +112,8 @@ bool ifNoneMatchHits(const Request& request, std::string_view etag) {
 }
 
 bool isHandlerPath(std::string_view path) {
-  return path == "/api" || path.starts_with("/api/") || path == "/healthz" || path == "/metrics";
+  return path == "/api" || path.starts_with("/api/") || path == "/healthz" || path == "/metrics" ||
+         path == "/.well-known/parley/requirements.json" || path == "/network-requirements";
 }
 
 Response plainStatus(http::status status) {
@@ -259,7 +260,11 @@ bool Router::isAppRoute(std::string_view path) const {
 void Router::addSecurityHeaders(Response& response) const {
   // RFC 6797 §6.1; includeSubDomains is left to the operator, who may host other things.
   response.set(http::field::strict_transport_security, "max-age=31536000");
-  response.set("Content-Security-Policy", contentSecurityPolicy_);
+  // A handler may send a page's own, stricter policy (the network requirements page allows
+  // nothing but its inline style); every other response gets the default.
+  if (response.find("Content-Security-Policy") == response.end()) {
+    response.set("Content-Security-Policy", contentSecurityPolicy_);
+  }
   response.set("X-Frame-Options", "DENY");
   response.set("X-Content-Type-Options", "nosniff");
   response.set("Referrer-Policy", "no-referrer");
@@ -301,7 +306,10 @@ Response Router::callHandler(const Request& request, const RequestContext& conte
                    std::string(pathOf(request.target())));
     response = jsonError(500, "internal_error", "The server could not handle this request.");
   }
-  response.set(http::field::cache_control, "no-store");
+  // Handler answers are private and current unless the handler says otherwise (public pages).
+  if (response.find(http::field::cache_control) == response.end()) {
+    response.set(http::field::cache_control, "no-store");
+  }
   return response;
 }
 

@@ -522,7 +522,11 @@ TEST_F(ConfigTest, ToTomlPrintsEveryKeyWithAComment) {
                                              "rooms.max_participants",
                                              "rooms.max_lobby",
                                              "rooms.chat_history",
-                                             "rooms.reconnect_grace_seconds"};
+                                             "rooms.reconnect_grace_seconds",
+                                             "deployment.domain",
+                                             "deployment.organisation",
+                                             "deployment.contact",
+                                             "deployment.nodes"};
   for (const Config& config : {Config{}, configWithCredentials()}) {
     const std::string text = toToml(config);
     std::vector<std::string> keys;
@@ -1119,6 +1123,173 @@ TEST_F(ConfigTest, ValidateReportsTurnAndTlsProblems) {
                           "turn.max_lifetime_seconds", "turn.bandwidth_per_allocation_kbps",
                           "turn.relay_address", "turn.relay_port_min", "turn.allowed_peers[0]",
                           "turn.denied_peers[0]", "tls.key_file", "tls.port"));
+}
+
+// ---- [deployment] ----
+
+TEST_F(ConfigTest, DeploymentDefaults) {
+  const Config config;
+  EXPECT_EQ(config.deployment.domain, "");
+  EXPECT_EQ(config.deployment.organisation, "");
+  EXPECT_EQ(config.deployment.contact, "");
+  EXPECT_TRUE(config.deployment.nodes.empty());
+  EXPECT_EQ(config.deploymentDomain(), "localhost");
+}
+
+TEST_F(ConfigTest, ReadsTheDeploymentSection) {
+  const auto tables = loadConfig(write(R"([web]
+public_url = "https://Meet.Example.com:8443/"
+[deployment]
+domain = "meet.example.com"
+organisation = "Example Bank"
+contact = "it-support@example.com"
+[[deployment.nodes]]
+name = "main"
+region = "eu-central"
+addresses = ["203.0.113.10", "2001:db8:10::/64"]
+[[deployment.nodes]]
+name = "turn-dub"
+role = "turn"
+addresses = ["192.0.2.128/26"]
+)"),
+                                 {});
+  ASSERT_TRUE(tables) << tables.error().toString();
+  const DeploymentConfig& deployment = tables->deployment;
+  EXPECT_EQ(deployment.domain, "meet.example.com");
+  EXPECT_EQ(deployment.organisation, "Example Bank");
+  EXPECT_EQ(deployment.contact, "it-support@example.com");
+  ASSERT_EQ(deployment.nodes.size(), 2u);
+  EXPECT_EQ(deployment.nodes[0],
+            (DeploymentNode{"main",
+                            NodeRole::Main,
+                            "eu-central",
+                            {{ip("203.0.113.10"), 32}, {ip("2001:db8:10::"), 64}}}));
+  EXPECT_EQ(deployment.nodes[1],
+            (DeploymentNode{"turn-dub", NodeRole::Turn, "", {{ip("192.0.2.128"), 26}}}));
+  EXPECT_EQ(tables->deploymentDomain(), "meet.example.com");
+}
+
+TEST_F(ConfigTest, DeploymentDomainDefaultsToThePublicUrlHost) {
+  const auto named = loadConfig(std::nullopt, {"web.public_url=\"https://Meet.Example.com:8443\""});
+  ASSERT_TRUE(named) << named.error().toString();
+  EXPECT_EQ(named->deploymentDomain(), "meet.example.com");
+  for (const char* url : {"https://203.0.113.10", "https://[2001:db8::1]:8443"}) {
+    const auto address = loadConfig(std::nullopt, {std::string("web.public_url=\"") + url + "\""});
+    ASSERT_TRUE(address) << address.error().toString();
+    EXPECT_EQ(address->deploymentDomain(), "") << url;
+  }
+  // Without a public URL the domain may be named here (e.g. on the machine that prints the page).
+  const auto own = loadConfig(std::nullopt, {"deployment.domain=\"meet.example.com\""});
+  ASSERT_TRUE(own) << own.error().toString();
+  EXPECT_EQ(own->deploymentDomain(), "meet.example.com");
+}
+
+TEST_F(ConfigTest, DeploymentValueErrors) {
+  const auto errors = fileErrors(R"([web]
+public_url = "https://meet.example.com"
+[deployment]
+domain = "*.example.com"
+organisation = "line\nbreak"
+nodes = [
+  { name = "main node", role = "turn", region = "eu", addresses = ["203.0.113.10"] },
+  { name = "b", role = "turn", addresses = ["198.51.100.5/28", "0.0.0.0/0", "2001:db8::/8"] },
+  { name = "b", role = "media", addresses = [] },
+]
+)");
+  EXPECT_THAT(errors,
+              ElementsAre(at(4, 10) + "deployment.domain: expected one domain name like "
+                                      "\"meet.example.com\" (no wildcard, scheme, port or path), "
+                                      "got \"*.example.com\"",
+                          at(5, 16) + "deployment.organisation: must be at most 200 characters "
+                                      "without line breaks or other control characters",
+                          at(6, 9) + "deployment.nodes: needs a node with role = \"main\": the "
+                                     "one web.public_url reaches",
+                          at(7, 12) + "deployment.nodes[0].name: must be 1 to 64 letters, digits, "
+                                      "'.', '_' or '-', got \"main node\"",
+                          at(8, 45) + "deployment.nodes[1].addresses[0]: 198.51.100.5/28 has host "
+                                      "bits set: did you mean 198.51.100.0/28?",
+                          at(8, 64) + "deployment.nodes[1].addresses[1]: 0.0.0.0/0 is not a node's "
+                                      "address: give its addresses, or a range of /8 or narrower "
+                                      "for IPv4",
+                          at(8, 77) + "deployment.nodes[1].addresses[2]: 2001:db8::/8 is not a "
+                                      "node's address: give its addresses, or a range of /16 or "
+                                      "narrower for IPv6",
+                          at(9, 12) + "deployment.nodes[2].name: node \"b\" is listed twice (also "
+                                      "deployment.nodes[1])",
+                          at(9, 45) + "deployment.nodes[2].addresses: must list at least one "
+                                      "address or range"));
+
+  EXPECT_THAT(fileErrors("[web]\npublic_url = \"https://meet.example.com\"\n[deployment]\n"
+                         "domain = \"other.example.com\"\n"),
+              ElementsAre(at(4, 10) + "deployment.domain: \"other.example.com\" differs from the "
+                                      "host of web.public_url (\"meet.example.com\"), which is "
+                                      "the name browsers use; leave deployment.domain empty or "
+                                      "make them agree"));
+  EXPECT_THAT(overrideErrors({"deployment.domain=\"203.0.113.10\""}),
+              ElementsAre("--set deployment.domain: \"203.0.113.10\" is an address, not a domain "
+                          "name; leave deployment.domain empty and list addresses in "
+                          "deployment.nodes"));
+  for (const char* bad : {"https://meet.example.com", "meet.example.com:443", "-x.example.com",
+                          "a..b", "meet.example.com."}) {
+    EXPECT_EQ(overrideErrors({std::string("deployment.domain=\"") + bad + "\""}).size(), 1u) << bad;
+  }
+  EXPECT_TRUE(loadConfig(std::nullopt, {"deployment.domain=\"MEET.example.com\"",
+                                        "web.public_url=\"https://meet.example.COM\""}));
+}
+
+TEST_F(ConfigTest, DeploymentNodeShapeErrors) {
+  const auto errors = fileErrors(R"([deployment]
+nodes = [
+  { name = "main", role = "edge", addresses = ["203.0.113.10"] },
+  { name = "a", adresses = ["203.0.113.11"] },
+  "main",
+  { name = 7, role = "main", region = 3, addresses = "203.0.113.12" },
+  { name = "c", addresses = ["203.0.113.300", 5] },
+]
+)");
+  EXPECT_THAT(
+      errors,
+      ElementsAre(at(3, 27) + "deployment.nodes[0].role: expected one of \"main\", \"failover\", "
+                              "\"turn\", \"media\", got \"edge\"",
+                  at(4, 3) + "deployment.nodes[1]: missing 'addresses'",
+                  at(4, 17) + "unknown key 'deployment.nodes[1].adresses' (did you mean "
+                              "'deployment.nodes[1].addresses'?)",
+                  at(5, 3) + "deployment.nodes[2]: expected a table { name = \"...\", role = "
+                             "\"...\", region = \"...\", addresses = [...] }, got string",
+                  at(6, 12) + "deployment.nodes[3].name: expected a string, got integer",
+                  at(6, 39) + "deployment.nodes[3].region: expected a string, got integer",
+                  at(6, 54) + "deployment.nodes[3].addresses: expected an array of address or "
+                              "range strings, got string",
+                  at(7, 30) + "deployment.nodes[4].addresses[0]: \"203.0.113.300\" is not an "
+                              "address range: expected ADDRESS/LENGTH, e.g. \"10.0.0.0/8\" or "
+                              "\"::1/128\"",
+                  at(7, 47) + "deployment.nodes[4].addresses[1]: expected a string, got integer"));
+  EXPECT_THAT(overrideErrors({"deployment.nodes=[{name=\"a\"}]"}),
+              ElementsAre("--set deployment.nodes: deployment.nodes[0]: missing 'addresses'"));
+  EXPECT_THAT(overrideErrors({"deployment.nodes=\"main\""}),
+              ElementsAre("--set deployment.nodes: expected an array of tables { name = \"...\", "
+                          "role = \"...\", addresses = [...] }, got string"));
+}
+
+TEST_F(ConfigTest, ToTomlRoundTripsTheDeployment) {
+  Config config;
+  config.web.publicUrl = "https://meet.example.com";
+  config.deployment.domain = "meet.example.com";
+  config.deployment.organisation = "Caf\xc3\xa9 \"Bank\"";
+  config.deployment.contact = "it@example.com";
+  config.deployment.nodes = {
+      {"main", NodeRole::Main, "eu-central", {{ip("203.0.113.10"), 32}, {ip("2001:db8::"), 64}}},
+      {"standby", NodeRole::Failover, "", {{ip("198.51.100.0"), 28}}},
+      {"relay", NodeRole::Turn, "eu-west", {{ip("192.0.2.1"), 32}}},
+      {"sfu", NodeRole::Media, "", {{ip("192.0.2.2"), 32}}},
+  };
+  ASSERT_TRUE(config.validate().empty()) << config.validate().toString();
+  const std::string text = toToml(config);
+  EXPECT_THAT(text, HasSubstr("  { name = \"main\", role = \"main\", region = \"eu-central\", "
+                              "addresses = [\"203.0.113.10/32\", \"2001:db8::/64\"] },\n"));
+  const auto loaded = loadConfig(write(text), {});
+  ASSERT_TRUE(loaded) << loaded.error().toString() << text;
+  EXPECT_EQ(*loaded, config) << text;
 }
 
 TEST_F(ConfigTest, ErrorToString) {

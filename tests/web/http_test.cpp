@@ -229,6 +229,14 @@ class RecordingHandler : public HttpHandler {
     const std::string_view path = pathOf(request.target());
     if (path == "/api/throw") throw std::runtime_error("database is locked");
     if (path == "/api/created") return jsonResponse(201, R"({"id":"x"})");
+    if (path == "/network-requirements") {
+      Response response{http::status::ok, 11};
+      response.set(http::field::content_type, "text/html; charset=utf-8");
+      response.set(http::field::cache_control, "public, max-age=300");
+      response.set("Content-Security-Policy", "default-src 'none'");
+      response.body() = "<!DOCTYPE html>";
+      return response;
+    }
     if (path == "/api/nocontent") {
       Response response{http::status::no_content, 11};
       response.body() = "must not be sent";
@@ -286,6 +294,24 @@ TEST_F(RouterTest, ApiPathsGoToTheHandlerWithNoStore) {
   EXPECT_EQ(handler_.calls, 4);
   EXPECT_EQ(handler_.lastRemote, remote_);
   EXPECT_EQ(respond(get("/api/created")).result_int(), 201u);
+}
+
+TEST_F(RouterTest, NetworkRequirementsGoToTheHandlerWhichMayCacheAndSetItsPolicy) {
+  const Response json = respond(get("/.well-known/parley/requirements.json"));
+  EXPECT_EQ(json.result_int(), 200u);
+  EXPECT_EQ(json[http::field::cache_control], "no-store");
+  expectSecurityHeaders(json);
+  const Response page = respond(get("/network-requirements"));
+  EXPECT_EQ(page.result_int(), 200u);
+  EXPECT_EQ(page[http::field::cache_control], "public, max-age=300");
+  EXPECT_EQ(page["Content-Security-Policy"], "default-src 'none'");
+  EXPECT_EQ(page["X-Content-Type-Options"], "nosniff");
+  EXPECT_EQ(page["X-Frame-Options"], "DENY");
+  EXPECT_EQ(handler_.calls, 2);
+  // Only these exact paths: nothing else under /.well-known reaches the handler.
+  EXPECT_EQ(respond(get("/.well-known/parley/other")).result_int(), 404u);
+  EXPECT_EQ(respond(get("/network-requirements/x")).result_int(), 404u);
+  EXPECT_EQ(handler_.calls, 2);
 }
 
 TEST_F(RouterTest, HandlerExceptionBecomes500Json) {

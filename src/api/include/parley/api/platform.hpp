@@ -29,6 +29,15 @@ struct TurnEndpoints {
   std::chrono::seconds credentialTtl{43'200};
 };
 
+// The deployment's network contract (docs/requirements.md), rendered once by app/ at start-up
+// and served to anyone, without a session: the JSON at /.well-known/parley/requirements.json,
+// the page for customers' IT at /network-requirements. An empty body answers 404.
+struct NetworkRequirementsPages {
+  std::string json;
+  std::string html;
+  std::string htmlContentSecurityPolicy;  // the page's own policy: its inline style by hash
+};
+
 struct PlatformOptions {
   std::string publicUrl = "https://localhost";  // no trailing slash
   TurnEndpoints turn;
@@ -41,6 +50,7 @@ struct PlatformOptions {
   rooms::Limits rooms;
   unsigned clientErrorsPerMinute = 10;
   std::chrono::seconds helloTimeout{10};  // token-authenticated sockets must say hello by then
+  NetworkRequirementsPages networkRequirements;
 };
 
 // One line per metric family, appended to /metrics (the TURN counters come from app/).

@@ -189,6 +189,35 @@ struct RoomsConfig {
   friend bool operator==(const RoomsConfig&, const RoomsConfig&) = default;
 };
 
+// One node of the deployment as the network contract names it (docs/requirements.md).
+enum class NodeRole : std::uint8_t {
+  Main,      // `parley serve`: web app, signaling, STUN/TURN
+  Failover,  // `parley serve` at the failover site
+  Turn,      // `parley turn`: STUN/TURN only
+  Media,     // the media server (SFU); not built yet
+};
+
+struct DeploymentNode {
+  std::string name;  // 1-64 letters, digits, '.', '_', '-'; unique
+  NodeRole role = NodeRole::Main;
+  std::string region;           // "" = none; at most 64 characters
+  std::vector<Cidr> addresses;  // at least one; host bits zero; IPv4 /8 or narrower, IPv6 /16
+
+  friend bool operator==(const DeploymentNode&, const DeploymentNode&) = default;
+};
+
+// [deployment]: what `parley requirements` publishes as the deployment's network contract.
+struct DeploymentConfig {
+  std::string domain;        // the one domain; "" = the host of web.public_url
+  std::string organisation;  // shown on the requirements page; "" = not named
+  std::string contact;       // e.g. the IT support address; "" = not named
+  // Every node with its public addresses; empty = one "main" node derived from the listen,
+  // relay and external addresses (non-public ones are then reported, not published).
+  std::vector<DeploymentNode> nodes;
+
+  friend bool operator==(const DeploymentConfig&, const DeploymentConfig&) = default;
+};
+
 struct Config {
   ServerConfig server;
   log::Options log;  // [log] level/format, [log.modules] -> moduleLevels
@@ -198,9 +227,14 @@ struct Config {
   WebConfig web;
   AuthConfig auth;
   RoomsConfig rooms;
+  DeploymentConfig deployment;
 
   // web.public_url, or https://localhost[:https_port] when it is empty; no trailing slash.
   std::string publicUrl() const;
+
+  // The one domain of the network contract: deployment.domain, else the host of publicUrl()
+  // in lower case; "" when that host is an IP address.
+  std::string deploymentDomain() const;
 
   // The IPv4 address relay sockets bind to: turn.relay_address, else the first IPv4
   // stun.listen address unless it is 0.0.0.0; nullopt when neither gives one.

@@ -35,7 +35,7 @@ class Router {
   // headers, version, keep-alive, Content-Length.
   void finish(Response& response, const Request* request) const;
   // Adds the security headers every response carries (RFC 6797 HSTS, CSP, framing, sniffing,
-  // referrer, permissions, COOP).
+  // referrer, permissions, COOP). A Content-Security-Policy the handler set is kept.
   void addSecurityHeaders(Response& response) const;
 
   // Whether `path` (decoded) is one of WebServerOptions::appRoutes.
