@@ -944,7 +944,10 @@ class FirstBytesSession final : public Tracked,
   }
 
   void shutdownFromServer() override {
-    asio::post(executor_, [self = shared_from_this()] { self->stream_.close(); });
+    asio::post(executor_, [self = shared_from_this()] {
+      // After serveHttps() the stream belongs to the HttpsSession (and this one is moved from).
+      if (!self->handedOver_) self->stream_.close();
+    });
   }
 
  private:
@@ -1062,6 +1065,7 @@ class FirstBytesSession final : public Tracked,
                                              handshake_->plaintext().end());
     tls::UniqueSsl ssl = handshake_->release();
     if (!ssl) return end("TLS session could not be handed over");
+    handedOver_ = true;
     std::make_shared<HttpsSession>(server_, std::move(slot_), std::move(context), std::move(ssl),
                                    std::move(stream_), received, client_)
         ->start();
@@ -1118,6 +1122,7 @@ class FirstBytesSession final : public Tracked,
   std::array<std::uint8_t, kReadChunk> chunk_{};
   std::vector<std::uint8_t> raw_;  // before TLS
   std::optional<tls::ServerHandshake> handshake_;
+  bool handedOver_ = false;  // stream_ moved into an HttpsSession
 };
 
 // ---- Listening -------------------------------------------------------------------------------
