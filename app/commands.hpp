@@ -85,5 +85,7 @@ void addServeCommands(CLI::App& app, Action& run);  // serve, turn
 void addAdminCommands(CLI::App& app, Action& run);  // admin create-advisor, create-room, invite
 void addConfigCommand(CLI::App& app, Action& run);  // config check, config print
 void addRequirementsCommand(CLI::App& app, Action& run);  // requirements
+// netcheck: its own exit statuses (docs/netcheck.md), 3 for its usage errors.
+void addNetcheckCommand(CLI::App& app, Action& run);
 
 }  // namespace parley::app

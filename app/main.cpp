@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   parley::app::addConfigCommand(app, run);
   parley::app::addAdminCommands(app, run);
   parley::app::addRequirementsCommand(app, run);
+  parley::app::addNetcheckCommand(app, run);
 
   try {
     app.parse(argc, argv);

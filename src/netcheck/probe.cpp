@@ -1,0 +1,2 @@
+// Filled in by the probe protocol (docs/netcheck.md).
+#include <parley/netcheck/probe.hpp>

@@ -1,0 +1,2 @@
+// Filled in by the netcheck model (docs/netcheck.md).
+#include <parley/netcheck/report.hpp>
