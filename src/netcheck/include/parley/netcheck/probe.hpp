@@ -14,8 +14,9 @@
 #include <span>
 #include <string_view>
 
-#include <parley/base/endpoint.hpp>
 #include <tl/expected.hpp>
+
+#include <parley/base/endpoint.hpp>
 
 namespace parley::netcheck {
 
@@ -94,6 +95,13 @@ struct ProbeLimits {
   std::uint32_t maxSeconds = 4;
   std::uint32_t maxEchoPackets = 200;
   std::size_t maxSessions = 16;
+  // DOWN streams running at once over all sessions; beyond it DOWN_START gets ERROR 4 busy.
+  std::size_t maxConcurrentDown = 4;
+  // DOWN tests one session may run in its life (a check runs one, a retry one more); beyond it
+  // ERROR 3 limit, so a ticket cannot keep the probe sending for its whole lifetime.
+  std::uint32_t maxDownTestsPerSession = 4;
+  // UP_REPORTs one session gets (each a little larger than its request).
+  std::uint32_t maxUpReports = 32;
 };
 
 struct ProbeCounters {
@@ -105,6 +113,19 @@ struct ProbeCounters {
 
 // The probe peer's state machine. The caller feeds every datagram with its source and the time,
 // and calls poll() when nextWake() is due; replies and paced DOWN_DATA leave through `send`.
+// - Datagrams from a source `fromRelay` refuses, longer than kProbeMaxDatagram, malformed, or of
+//   a probe -> client type are dropped silently (counted).
+// - Sessions are keyed by source endpoint + session id, in a table of limits.maxSessions slots
+//   allocated at construction. HELLO with a ticket `verify` accepts for the header's session id
+//   opens one (or answers again for an open one) with HELLO_OK; a full table reuses the session
+//   that expired first, or answers ERROR 4 busy. Bad ticket: ERROR 1; expired ticket: ERROR 2.
+// - An ERROR is never larger than the datagram it answers (its text is cut to fit), and only
+//   one is sent per datagram; anything for a session that does not exist is dropped silently.
+// - ECHO -> ECHO_REPLY of the request's size, at most maxEchoPackets per session (the first one
+//   over gets ERROR 3, later ones are dropped).
+// - UP_DATA is counted; UP_REPORT_REQUEST -> UP_REPORT (at most maxUpReports per session).
+// - DOWN_START is clamped to maxKbps (at least 1), maxSeconds and 200..1200-byte datagrams; a
+//   DOWN_START while that session's stream runs is a retransmission and ignored.
 class ProbeResponder {
  public:
   using Clock = std::chrono::steady_clock;
@@ -118,8 +139,14 @@ class ProbeResponder {
   ProbeResponder(ProbeLimits limits, TicketVerifier verify, SourceCheck fromRelay, Sender send);
 
   void onDatagram(const Endpoint& from, std::span<const std::uint8_t> bytes, Clock::time_point now);
-  // Sends the DOWN_DATA due by `now`; returns when to call again (nullopt: nothing pending).
+  // Sends the DOWN_DATA (and DOWN_END) due by `now`; returns when to call again (nullopt:
+  // nothing pending). DOWN_DATA is paced evenly; a late poll sends at most 2 ms worth at once
+  // and the rest of the stream moves later rather than bursting (but ends at most 1 s after its
+  // requested duration; DOWN_END then counts what went out). DOWN_END goes out three times,
+  // 10 ms apart, after the last DOWN_DATA.
   std::optional<Clock::time_point> poll(Clock::time_point now);
+  // When poll() should next run (nullopt: nothing pending); a DOWN_START makes one due at once.
+  std::optional<Clock::time_point> nextWake() const;
   const ProbeCounters& counters() const { return counters_; }
 
  private:
