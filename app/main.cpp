@@ -10,6 +10,9 @@
 
 #include "commands.hpp"
 
+// `parley netcheck`'s usage errors (its 0, 1 and 2 are grades).
+constexpr int kExitNetcheckUsage = 3;
+
 int main(int argc, char** argv) {
   CLI::App app{"Parley: a self-hosted video-consultation platform.", "parley"};
   app.set_version_flag("--version", std::string("parley ") + parley::kVersion,
@@ -23,12 +26,15 @@ int main(int argc, char** argv) {
   parley::app::addAdminCommands(app, run);
   parley::app::addRequirementsCommand(app, run);
   parley::app::addNetcheckCommand(app, run);
+  const CLI::App* netcheck = app.get_subcommand("netcheck");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    // --help and --version exit 0; every usage error exits 2 whatever CLI11's own code is.
-    return app.exit(error) == 0 ? parley::app::kExitOk : parley::app::kExitUsage;
+    // --help and --version exit 0; every usage error exits 2 whatever CLI11's own code is,
+    // except netcheck's, whose 0-2 are grades (docs/netcheck.md): its usage errors exit 3.
+    if (app.exit(error) == 0) return parley::app::kExitOk;
+    return netcheck->parsed() ? kExitNetcheckUsage : parley::app::kExitUsage;
   }
   // The start-up error boundary: anything thrown past a command is reported, not a crash.
   try {
