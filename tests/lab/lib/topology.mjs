@@ -217,6 +217,22 @@ export class Topology {
     return file;
   }
 
+  // Shapes what leaves `dev` in `role`'s namespace to `kbit` kbit/s (a token bucket filter:
+  // packets beyond the rate wait up to 50 ms, then are dropped, as on a saturated access line);
+  // null removes the shape. The rate counts whole frames (Ethernet, IP, UDP headers included).
+  shape(role, dev, kbit) {
+    if (kbit === null) {
+      sh('tc', ['-n', this.ns(role), 'qdisc', 'del', 'dev', dev, 'root'], { allowFail: true });
+      return '';
+    }
+    // A burst of a few full frames: enough for the token bucket to work at these rates, small
+    // enough (6000 bytes = 48 kbit) not to inflate a rate measured over seconds.
+    this.ip(role, 'link', 'set', 'dev', dev, 'up');
+    sh('tc', ['-n', this.ns(role), 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${kbit}kbit`,
+      'burst', '6000', 'latency', '50ms']);
+    return sh('tc', ['-n', this.ns(role), 'qdisc', 'show', 'dev', dev]).stdout.trim();
+  }
+
   listRules(role) {
     return this.exec(role, 'nft', ['list', 'ruleset']).stdout;
   }
