@@ -25,12 +25,6 @@ namespace parley::app {
 
 namespace {
 
-// docs/netcheck.md "`parley netcheck` output and exit status".
-constexpr int kExitBest = 0;
-constexpr int kExitDegraded = 1;  // works, or works with reduced quality
-constexpr int kExitBlocked = 2;
-constexpr int kExitNetcheckUsage = 3;
-
 struct NetcheckFlags {
   std::string url;
   bool json = false;
@@ -201,14 +195,14 @@ void printAssessment(const netcheck::Report& report, bool colour) {
 int exitStatus(netcheck::Grade grade) {
   switch (grade) {
     case netcheck::Grade::Best:
-      return kExitBest;
+      return kExitNetcheckBest;
     case netcheck::Grade::Works:
     case netcheck::Grade::Reduced:
-      return kExitDegraded;
+      return kExitNetcheckDegraded;
     case netcheck::Grade::Blocked:
-      return kExitBlocked;
+      return kExitNetcheckBlocked;
   }
-  return kExitBlocked;
+  return kExitNetcheckBlocked;
 }
 
 int usageError(const std::string& message) {

@@ -1,6 +1,9 @@
 // parley serve / parley turn: load the config, start the STUN/TURN server, run until SIGINT or
 // SIGTERM; SIGHUP re-reads the TURN credentials.
+#include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <system_error>
 
@@ -13,6 +16,7 @@
 #include <parley/auth/auth.hpp>
 #include <parley/base/log.hpp>
 #include <parley/config/config.hpp>
+#include <parley/net/probe_peer.hpp>
 #include <parley/net/stun_server.hpp>
 #include <parley/requirements/requirements.hpp>
 #include <parley/store/store.hpp>
@@ -177,10 +181,111 @@ std::string turnMetrics(const net::StunServer& server) {
   return out;
 }
 
+// "AB:CD:…" (tls::ServerContext::fingerprint) as the network check publishes it: lowercase hex
+// without separators.
+std::string plainHex(std::string_view fingerprint) {
+  std::string hex;
+  hex.reserve(fingerprint.size());
+  for (const char c : fingerprint) {
+    if (c != ':') hex.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return hex;
+}
+
+// The SHA-256 of every certificate presented on HTTPS and TURN-TLS, read from the holders at
+// each call, so what a SIGHUP reloaded shows at once.
+std::function<std::vector<std::string>()> certificateFingerprints(
+    std::vector<std::shared_ptr<tls::ContextHolder>> holders) {
+  return [holders = std::move(holders)] {
+    std::vector<std::string> fingerprints;
+    for (const auto& holder : holders) {
+      if (!holder) continue;
+      std::string hex = plainHex(holder->current()->fingerprint());
+      if (std::find(fingerprints.begin(), fingerprints.end(), hex) == fingerprints.end())
+        fingerprints.push_back(std::move(hex));
+    }
+    return fingerprints;
+  };
+}
+
+// The network check's probe peer counters in Prometheus text format, for /metrics.
+std::string probeMetrics(const net::ProbePeer& probe) {
+  const net::ProbePeerCounters counters = probe.counters();
+  std::string out;
+  const auto counter = [&out](std::string_view name, std::string_view help, std::uint64_t value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, value);
+  };
+  counter("parley_probe_sessions_total", "Network-check probe sessions started (valid HELLO).",
+          counters.sessionsStarted);
+  counter("parley_probe_datagrams_total", "Datagrams the network-check probe peer received.",
+          counters.datagramsIn);
+  counter("parley_probe_bytes_sent_total", "Bytes the network-check probe peer sent.",
+          counters.bytesSent);
+  counter("parley_probe_dropped_total",
+          "Probe datagrams dropped: malformed, wrong source, bad ticket, over a limit, or not "
+          "sent.",
+          counters.dropped);
+  return out;
+}
+
+// Where the probe peer binds: the relay address (IPv4 first), else the first listen address;
+// nullopt when that is a wildcard (the relay could not name it to clients).
+std::optional<IpAddress> probeAddress(const net::TurnRelayOptions& relay,
+                                      const config::Config& config) {
+  if (relay.relayAddressV4) return relay.relayAddressV4;
+  if (relay.relayAddressV6) return relay.relayAddressV6;
+  if (!config.stun.listen.empty() && !config.stun.listen.front().isUnspecified())
+    return config.stun.listen.front();
+  return std::nullopt;
+}
+
+// The probe peer of `parley serve` (docs/netcheck.md): bound now, so the TURN server can be told
+// to relay to exactly its address and port; answers only the relay addresses and valid tickets.
+std::unique_ptr<net::ProbePeer> makeProbePeer(const config::Config& config,
+                                              net::TurnRelayOptions& relay,
+                                              std::shared_ptr<const auth::TokenSigner> signer,
+                                              const std::shared_ptr<spdlog::logger>& logger) {
+  if (!config.netcheck.enabled || !relay.enabled) return nullptr;
+  const auto address = probeAddress(relay, config);
+  if (!address) {
+    logger->warn(
+        "network check: no probe peer (set turn.relay_address); checks will not measure the "
+        "media path");
+    return nullptr;
+  }
+  std::vector<IpAddress> relayAddresses;
+  for (const auto& each : {relay.relayAddressV4, relay.relayAddressV6}) {
+    if (each) relayAddresses.push_back(*each);
+  }
+  net::ProbePeerOptions options;
+  options.bind = {*address, static_cast<std::uint16_t>(config.netcheck.probePort)};
+  options.limits.maxKbps = config.netcheck.maxKbps;
+  options.limits.maxSeconds = config.netcheck.maxSeconds;
+  options.verifyTicket = [signer = std::move(signer)](std::string_view ticket)
+      -> std::optional<std::pair<std::uint64_t, netcheck::ProbeResponder::Clock::time_point>> {
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    const auto claims = signer->verify(ticket, auth::TokenKind::Netcheck, now);
+    if (!claims) return std::nullopt;
+    const auto session = netcheck::sessionIdFromHex(claims->id);
+    if (!session) return std::nullopt;
+    return std::pair{*session, netcheck::ProbeResponder::Clock::now() +
+                                   std::chrono::seconds(claims->expiresAt - now)};
+  };
+  options.fromRelay = [relayAddresses](const Endpoint& source) {
+    return std::find(relayAddresses.begin(), relayAddresses.end(), source.address) !=
+           relayAddresses.end();
+  };
+  auto probe = std::make_unique<net::ProbePeer>(std::move(options));
+  relay.exemptPeers.push_back(probe->endpoint());
+  return probe;
+}
+
 // The web platform of `parley serve`: store, tokens, REST + signaling, HTTPS and the redirect.
 struct WebPlatform {
   std::unique_ptr<store::Store> store;
-  std::unique_ptr<auth::TokenSigner> signer;
+  std::shared_ptr<const auth::TokenSigner> signer;  // shared with the probe peer's verifier
   std::unique_ptr<api::Platform> platform;
   std::shared_ptr<tls::ContextHolder> tls;
   std::unique_ptr<web::WebServer> server;
@@ -259,6 +364,8 @@ api::PlatformOptions platformOptions(const config::Config& config, const net::St
   if (!turn.udpEndpoints().empty()) options.turn.udpPort = turn.udpEndpoints().front().port;
   if (!turn.tcpEndpoints().empty()) options.turn.tcpPort = turn.tcpEndpoints().front().port;
   if (!turn.tlsEndpoints().empty()) options.turn.tlsPort = turn.tlsEndpoints().front().port;
+  if (!turn.dtlsEndpoints().empty()) options.turn.dtlsPort = turn.dtlsEndpoints().front().port;
+  options.turn.realm = config.turn.realm;
   if (config.turn.enabled) options.turn.secrets = credentials.secrets;
   options.turn.credentialTtl = std::chrono::seconds(config.turn.credentialTtlSeconds);
   options.sessionTtl = std::chrono::seconds(config.auth.sessionTtlSeconds);
@@ -275,24 +382,36 @@ api::PlatformOptions platformOptions(const config::Config& config, const net::St
   options.rooms.reconnectGrace = std::chrono::seconds(config.rooms.reconnectGraceSeconds);
   options.clientErrorsPerMinute = config.web.clientErrorsPerMinute;
   options.networkRequirements = networkRequirements(config, turn);
+  const config::NetcheckConfig& netcheck = config.netcheck;
+  options.netcheck.enabled = netcheck.enabled;
+  options.netcheck.sessionsPerMinute = netcheck.sessionsPerMinute;
+  options.netcheck.ttl = std::chrono::seconds(netcheck.ttlSeconds);
+  options.netcheck.maxKbps = netcheck.maxKbps;
+  options.netcheck.maxSeconds = netcheck.maxSeconds;
   return options;
 }
 
 // Opens the store and starts HTTPS; throws with the reason (start-up error).
 WebPlatform startWebPlatform(const config::Config& config, const tls::CertificatePaths& certificate,
                              net::StunServer& turn, const Credentials& credentials,
+                             std::shared_ptr<tls::ContextHolder> turnTls,
+                             std::shared_ptr<const auth::TokenSigner> signer,
+                             const net::ProbePeer* probe,
                              const std::shared_ptr<spdlog::logger>& logger) {
   WebPlatform web;
   web.store = store::Store::open(databasePath(config));
-  web.signer = std::make_unique<auth::TokenSigner>(
-      std::vector<std::vector<std::uint8_t>>{auth::loadOrCreateKey(tokenKeyPath(config))});
-  web.platform = std::make_unique<api::Platform>(platformOptions(config, turn, credentials),
-                                                 *web.store, *web.signer);
+  web.signer = std::move(signer);
   const bool turnOverHttps = config.web.turnOverHttps && config.turn.enabled;
   // RFC 7443's "stun.turn" beside http/1.1, so a TURN client offering it is not refused.
   std::vector<std::string> alpn{"http/1.1"};
   if (turnOverHttps) alpn.emplace_back("stun.turn");
   web.tls = std::make_shared<tls::ContextHolder>(tls::ServerContext::load(certificate, alpn));
+  api::PlatformOptions platform = platformOptions(config, turn, credentials);
+  // TURN-TLS's certificate only when TURN-TLS/DTLS listens.
+  if (turn.tlsEndpoints().empty() && turn.dtlsEndpoints().empty()) turnTls.reset();
+  platform.netcheck.certificateSha256 = certificateFingerprints({web.tls, std::move(turnTls)});
+  if (probe != nullptr) platform.netcheck.probePeer = probe->endpoint().toString();
+  web.platform = std::make_unique<api::Platform>(std::move(platform), *web.store, *web.signer);
   web::WebServerOptions options = webServerOptions(config);
   if (turnOverHttps) {
     options.turnHandoff = [&turn](tls::AcceptedStream&& stream) {
@@ -304,6 +423,7 @@ WebPlatform startWebPlatform(const config::Config& config, const tls::Certificat
   web.server->start();
   web.platform->setWebCounters([server = web.server.get()] { return server->counters(); });
   web.platform->addMetricsSource([&turn] { return turnMetrics(turn); });
+  if (probe != nullptr) web.platform->addMetricsSource([probe] { return probeMetrics(*probe); });
   for (const auto& endpoint : web.server->httpsEndpoints()) {
     logger->info("listening on https {}", endpoint.toString());
   }
@@ -442,6 +562,21 @@ int runServer(const ConfigFlags& flags, Role role) {
                  options.tls.contexts->current()->fingerprint());
   }
 
+  // The token signer exists before the probe peer, whose tickets it verifies.
+  std::shared_ptr<const auth::TokenSigner> signer;
+  std::unique_ptr<net::ProbePeer> probe;
+  if (serveWeb) {
+    try {
+      std::filesystem::create_directories(config->server.dataDir);
+      signer = std::make_shared<const auth::TokenSigner>(
+          std::vector<std::vector<std::uint8_t>>{auth::loadOrCreateKey(tokenKeyPath(*config))});
+      probe = makeProbePeer(*config, options.turn, signer, logger);
+    } catch (const std::exception& error) {
+      logger->error("network check: {}", error.what());
+      return kExitRuntime;
+    }
+  }
+
   logger->debug("{} worker threads", options.threads);
   net::StunServer server(options);
   try {
@@ -468,7 +603,8 @@ int runServer(const ConfigFlags& flags, Role role) {
   std::optional<WebPlatform> web;
   if (serveWeb) {
     try {
-      web = startWebPlatform(*config, *certificates, server, credentials, logger);
+      web = startWebPlatform(*config, *certificates, server, credentials, options.tls.contexts,
+                             signer, probe.get(), logger);
     } catch (const std::exception& error) {
       logger->error("web: {}", error.what());
       if (std::string_view(error.what()).find("ermission denied") != std::string_view::npos &&
@@ -487,6 +623,7 @@ int runServer(const ConfigFlags& flags, Role role) {
       // The embedded default's first step: whoever reads the console sets up the first advisor.
       logger->info("first advisor set-up: {}", web->platform->setupLink(now));
     }
+    if (probe) probe->start();
     logger->info("ready at {}/", config->publicUrl());
   }
 
@@ -514,6 +651,7 @@ int runServer(const ConfigFlags& flags, Role role) {
   }
   if (web)
     shutDownWeb(*web, std::chrono::seconds(config->web.shutdownGraceSeconds), signals, logger);
+  if (probe) probe->stop();
   server.stop();
   logger->info("stopped");
   return kExitOk;

@@ -22,6 +22,11 @@ using Action = std::function<int()>;
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;  // e.g. a port already in use
 inline constexpr int kExitUsage = 2;    // bad flags or bad configuration; nothing started
+// `parley netcheck` (docs/netcheck.md): 0 best, 1 works or reduced, 2 blocked, 3 its usage errors.
+inline constexpr int kExitNetcheckBest = 0;
+inline constexpr int kExitNetcheckDegraded = 1;
+inline constexpr int kExitNetcheckBlocked = 2;
+inline constexpr int kExitNetcheckUsage = 3;
 
 // --config, --set and the convenience flags shared by serve, turn and config print.
 struct ConfigFlags {

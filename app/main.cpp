@@ -10,9 +10,6 @@
 
 #include "commands.hpp"
 
-// `parley netcheck`'s usage errors (its 0, 1 and 2 are grades).
-constexpr int kExitNetcheckUsage = 3;
-
 int main(int argc, char** argv) {
   CLI::App app{"Parley: a self-hosted video-consultation platform.", "parley"};
   app.set_version_flag("--version", std::string("parley ") + parley::kVersion,
@@ -34,7 +31,7 @@ int main(int argc, char** argv) {
     // --help and --version exit 0; every usage error exits 2 whatever CLI11's own code is,
     // except netcheck's, whose 0-2 are grades (docs/netcheck.md): its usage errors exit 3.
     if (app.exit(error) == 0) return parley::app::kExitOk;
-    return netcheck->parsed() ? kExitNetcheckUsage : parley::app::kExitUsage;
+    return netcheck->parsed() ? parley::app::kExitNetcheckUsage : parley::app::kExitUsage;
   }
   // The start-up error boundary: anything thrown past a command is reported, not a crash.
   try {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <map>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -10,6 +12,8 @@
 
 #include <parley/api/platform.hpp>
 #include <parley/base/log.hpp>
+#include <parley/netcheck/report.hpp>
+#include <parley/web/rate_limiter.hpp>
 
 #include "signaling_hub.hpp"
 
@@ -165,6 +169,87 @@ std::string advisorParticipantId(std::int64_t advisorId) {
   return fmt::format("adv-{}", advisorId);
 }
 
+// The contract grading names ports and addresses from: the published requirements JSON, or,
+// when none is published or it does not read, what the options say.
+netcheck::Contract contractOf(const PlatformOptions& options) {
+  const json requirements = json::parse(options.networkRequirements.json, nullptr, false);
+  if (!requirements.is_discarded() && requirements.is_object()) {
+    if (auto contract = netcheck::contractFromRequirements(requirements)) return *contract;
+  }
+  netcheck::Contract contract;
+  contract.url = options.publicUrl;
+  if (!IpAddress::parse(options.turn.host)) contract.domain = options.turn.host;
+  if (options.turn.udpPort != 0) contract.stunPort = options.turn.udpPort;
+  if (options.turn.tlsPort != 0) contract.tlsPort = options.turn.tlsPort;
+  return contract;
+}
+
+// docs/netcheck.md: the network-check paths, also for WebSocket upgrades.
+constexpr std::string_view kNetcheckEchoPath = "/api/v1/netcheck/echo";
+
+// A network-check session id: 16 lowercase hex digits (the probe carries it as 8 bytes). Not a
+// secret (the signed ticket is), only unique among the sessions alive at once.
+std::string netcheckSessionId() {
+  static std::mutex mutex;
+  static std::random_device device;
+  std::uint64_t value = 0;
+  {
+    const std::lock_guard lock(mutex);
+    value = (static_cast<std::uint64_t>(device()) << 32) | device();
+  }
+  return fmt::format("{:016x}", value);
+}
+
+// The network check's WebSocket echo: each text message back unchanged; closed with 1000 after
+// `maxMessages` messages (or by the platform's housekeeping after the time limit).
+class EchoSession final : public web::WsSession {
+ public:
+  EchoSession(std::shared_ptr<web::WsConnection> connection, std::string ticketId,
+              const NetcheckOptions& limits, std::function<void(EchoSession*)> closed)
+      : connection_(std::move(connection)),
+        ticketId_(std::move(ticketId)),
+        maxMessages_(limits.echoMaxMessages),
+        maxBytes_(limits.echoMaxMessageBytes),
+        deadline_(std::chrono::steady_clock::now() + limits.echoMaxDuration),
+        closed_(std::move(closed)) {}
+
+  void onMessage(std::string_view text) override {
+    if (done_) return;
+    if (text.size() > maxBytes_) {
+      done_ = true;
+      connection_->close(1009, "message too big");
+      return;
+    }
+    connection_->send(std::make_shared<const std::string>(text));
+    if (++messages_ >= maxMessages_) {
+      done_ = true;
+      connection_->close(1000, "echo limit reached");
+    }
+  }
+
+  void onClose() override {
+    if (closed_) closed_(this);
+  }
+
+  // Housekeeping: closes the echo once its time is up.
+  void expireIfDue(std::chrono::steady_clock::time_point now) {
+    if (now >= deadline_) connection_->close(1000, "echo time limit reached");
+  }
+
+  const std::string& ticketId() const { return ticketId_; }
+
+ private:
+  std::shared_ptr<web::WsConnection> connection_;
+  const std::string ticketId_;
+  const unsigned maxMessages_;
+  const std::size_t maxBytes_;
+  const std::chrono::steady_clock::time_point deadline_;
+  std::function<void(EchoSession*)> closed_;
+  // Touched only on the connection's strand (onMessage).
+  unsigned messages_ = 0;
+  bool done_ = false;
+};
+
 }  // namespace
 
 struct Platform::Impl {
@@ -174,6 +259,10 @@ struct Platform::Impl {
         signer(signer_),
         throttle(options.loginThrottle),
         clientErrors(options.clientErrorsPerMinute / 60.0, options.clientErrorsPerMinute),
+        netcheckSessions(std::max(1u, options.netcheck.sessionsPerMinute) / 60.0,
+                         std::max(1u, options.netcheck.sessionsPerMinute)),
+        netcheckGrades(std::max(1u, options.clientErrorsPerMinute) / 60.0,
+                       std::max(1u, options.clientErrorsPerMinute)),
         hub(store, options.rooms, options.helloTimeout,
             [this](const rooms::Hello& hello, const std::string& requiredRoom) {
               return authenticateHello(hello, requiredRoom);
@@ -184,6 +273,10 @@ struct Platform::Impl {
   const auth::TokenSigner& signer;
   auth::LoginThrottle throttle;
   auth::RateLimiter clientErrors;
+  web::RateLimiter netcheckSessions;  // per IPv4 address or IPv6 /64
+  web::RateLimiter netcheckGrades;
+  // The deployment's contract as remedies name it, read once from the published requirements.
+  const netcheck::Contract contract = contractOf(options);
   SignalingHub hub;
   std::atomic<bool> shuttingDown{false};
   std::mutex setupMutex;
@@ -192,6 +285,12 @@ struct Platform::Impl {
   std::function<web::WebCounters()> webCounters;
   std::atomic<std::uint64_t> loginsOk{0}, loginsFailed{0}, loginsThrottled{0};
   std::atomic<std::uint64_t> clientErrorReports{0}, invitationsCreated{0}, guestsJoined{0};
+  std::atomic<std::uint64_t> netcheckSessionsCreated{0}, netcheckGradesDone{0};
+  std::atomic<std::uint64_t> netcheckEchoesOpened{0};
+
+  // Open echo sockets, for the time limit and the per-ticket cap.
+  std::mutex echoMutex;
+  std::map<EchoSession*, std::weak_ptr<EchoSession>> echoes;
 
   std::mutex stopMutex;
   std::condition_variable stopSignal;
@@ -366,6 +465,22 @@ struct Platform::Impl {
     if (first == "client-errors" && segments.size() == 1) {
       allow({http::verb::post});
       return clientError(request, context);
+    }
+    if (first == "netcheck" && options.netcheck.enabled) {
+      if (segments.size() == 1) {
+        allow({http::verb::post});
+        return netcheckSession(request, context);
+      }
+      if (segments.size() == 2 && segments[1] == "grade") {
+        allow({http::verb::post});
+        return netcheckGrade(request, context);
+      }
+      if (segments.size() == 2 && segments[1] == "echo") {
+        // RFC 9110 §15.5.22: the resource exists, but only over the WebSocket protocol.
+        auto response = web::jsonError(426, "upgrade_required", "Use a WebSocket for the echo.");
+        response.set(http::field::upgrade, "websocket");
+        return response;
+      }
     }
     throw ApiError{404, "not_found", "no such endpoint"};
   }
@@ -604,14 +719,24 @@ struct Platform::Impl {
 
   json iceServersJson(const std::string& user) const {
     const TurnEndpoints& turn = options.turn;
+    std::optional<auth::TurnCredential> credential;
+    if (!turn.secrets.empty()) {
+      credential = auth::makeTurnCredential(turn.secrets.front(), user, nowSeconds(),
+                                            turn.credentialTtl.count());
+    }
+    return {{"iceServers", iceServerList(credential)}, {"ttlSeconds", turn.credentialTtl.count()}};
+  }
+
+  // RTCIceServer entries (W3C WebRTC §4.2.1) for STUN and every TURN transport, the TURN ones
+  // with `credential` (left out without one). Shared by /ice-servers and the network check.
+  json iceServerList(const std::optional<auth::TurnCredential>& credential) const {
+    const TurnEndpoints& turn = options.turn;
     json servers = json::array();
     if (turn.udpPort != 0) {
       servers.push_back(
           {{"urls", json::array({fmt::format("stun:{}:{}", turn.host, turn.udpPort)})}});
     }
-    if (!turn.secrets.empty()) {
-      const auto credential = auth::makeTurnCredential(turn.secrets.front(), user, nowSeconds(),
-                                                       turn.credentialTtl.count());
+    if (credential) {
       json urls = json::array();
       if (turn.udpPort != 0)
         urls.push_back(fmt::format("turn:{}:{}?transport=udp", turn.host, turn.udpPort));
@@ -625,11 +750,155 @@ struct Platform::Impl {
       }
       if (!urls.empty()) {
         servers.push_back({{"urls", std::move(urls)},
-                           {"username", credential.username},
-                           {"credential", credential.credential}});
+                           {"username", credential->username},
+                           {"credential", credential->credential}});
       }
     }
-    return {{"iceServers", std::move(servers)}, {"ttlSeconds", turn.credentialTtl.count()}};
+    return servers;
+  }
+
+  // --- network check (docs/netcheck.md "The server side") -----------------------------------
+
+  web::Response netcheckSession(const web::Request& request, const web::RequestContext& context) {
+    checkOrigin(request);
+    if (!netcheckSessions.allow(context.remote.address, std::chrono::steady_clock::now())) {
+      throw ApiError{429,
+                     "too_many_requests",
+                     "too many network checks from this address; try again later",
+                     {{"Retry-After", std::to_string(netcheckSessions.retryAfterSeconds())}}};
+    }
+    // Body: none or an empty object; anything else is a mistake worth saying.
+    if (!request.body().empty()) {
+      const json body = parseBody(request);
+      if (!body.empty()) throw ApiError{400, "bad_request", "the request body must be {} or empty"};
+    }
+    const NetcheckOptions& netcheck = options.netcheck;
+    const TurnEndpoints& turn = options.turn;
+    const std::string id = netcheckSessionId();
+    const std::int64_t now = nowSeconds();
+    const std::int64_t expiresAt = now + netcheck.ttl.count();
+
+    auth::TokenClaims claims;
+    claims.kind = auth::TokenKind::Netcheck;
+    claims.id = id;
+    claims.expiresAt = expiresAt;
+    const std::string ticket = signer.sign(claims);
+
+    std::optional<auth::TurnCredential> credential;
+    if (!turn.secrets.empty()) {
+      credential = auth::makeTurnCredential(turn.secrets.front(), "netcheck-" + id, now,
+                                            netcheck.ttl.count());
+    }
+    json fingerprints = json::array();
+    if (netcheck.certificateSha256) {
+      for (const auto& fingerprint : netcheck.certificateSha256())
+        fingerprints.push_back(fingerprint);
+    }
+    const json probePeer = netcheck.probePeer.empty() ? json(nullptr) : json(netcheck.probePeer);
+    ++netcheckSessionsCreated;
+    return reply(201, {{"version", 1},
+                       {"id", id},
+                       {"expiresAt", rfc3339(expiresAt)},
+                       {"ttlSeconds", netcheck.ttl.count()},
+                       {"host", turn.host},
+                       {"tls", {{"certificateSha256", std::move(fingerprints)}}},
+                       {"turn",
+                        {{"host", turn.host},
+                         {"udpPort", turn.udpPort},
+                         {"tcpPort", turn.tcpPort},
+                         {"tlsPort", turn.tlsPort},
+                         {"dtlsPort", turn.dtlsPort},
+                         {"httpsPort", turn.httpsPort},
+                         {"username", credential ? credential->username : std::string()},
+                         {"credential", credential ? credential->credential : std::string()},
+                         {"realm", turn.realm}}},
+                       {"iceServers", iceServerList(credential)},
+                       {"probe",
+                        {{"peer", probePeer},
+                         {"ticket", ticket},
+                         {"maxKbps", netcheck.maxKbps},
+                         {"maxSeconds", netcheck.maxSeconds},
+                         {"maxEchoPackets", netcheck.maxEchoPackets}}},
+                       {"echo",
+                        {{"path", fmt::format("{}?ticket={}", kNetcheckEchoPath, ticket)},
+                         {"maxMessages", netcheck.echoMaxMessages}}}});
+  }
+
+  web::Response netcheckGrade(const web::Request& request, const web::RequestContext& context) {
+    checkOrigin(request);
+    if (!netcheckGrades.allow(context.remote.address, std::chrono::steady_clock::now())) {
+      throw ApiError{429,
+                     "too_many_requests",
+                     "too many reports to grade from this address; try again later",
+                     {{"Retry-After", std::to_string(netcheckGrades.retryAfterSeconds())}}};
+    }
+    if (request.body().size() > options.netcheck.maxGradeBodyBytes) {
+      throw ApiError{
+          413, "body_too_large",
+          fmt::format("a report is at most {} bytes", options.netcheck.maxGradeBodyBytes)};
+    }
+    const json body = parseBody(request);
+    return reply(200, gradeReport(body));
+  }
+
+  // The echo: only with a valid, unexpired ticket, and a bounded number of sockets.
+  std::variant<std::shared_ptr<web::WsSession>, web::Response> netcheckEcho(
+      const web::Request& request, std::shared_ptr<web::WsConnection> connection) {
+    if (!options.netcheck.enabled) throw ApiError{404, "not_found", "no such endpoint"};
+    const std::string ticket = web::queryParam(request.target(), "ticket").value_or("");
+    const auto claims = signer.verify(ticket, auth::TokenKind::Netcheck, nowSeconds());
+    if (!claims) {
+      throw ApiError{401, "invalid_token",
+                     fmt::format("the network-check ticket is not valid: {}",
+                                 claims.error() == auth::TokenError::Expired
+                                     ? "it has expired"
+                                     : "it was not issued by this server")};
+    }
+    const std::lock_guard lock(echoMutex);
+    const auto sameTicket = std::count_if(echoes.begin(), echoes.end(), [&](const auto& entry) {
+      return entry.first->ticketId() == claims->id;
+    });
+    if (echoes.size() >= options.netcheck.maxEchoSockets ||
+        static_cast<std::size_t>(sameTicket) >= options.netcheck.maxEchoSocketsPerTicket) {
+      throw ApiError{429,
+                     "too_many_requests",
+                     "too many echo sockets open; try again later",
+                     {{"Retry-After", "30"}}};
+    }
+    auto session = std::make_shared<EchoSession>(std::move(connection), claims->id,
+                                                 options.netcheck, [this](EchoSession* closed) {
+                                                   const std::lock_guard closedLock(echoMutex);
+                                                   echoes.erase(closed);
+                                                 });
+    echoes.emplace(session.get(), session);
+    ++netcheckEchoesOpened;
+    return session;
+  }
+
+  // The grade of a posted report by the rules `parley netcheck` uses, with this server's own
+  // contract; the report's own grade and remedies are ignored.
+  json gradeReport(const json& report) {
+    auto checks = netcheck::checksFromJson(report);
+    if (!checks) throw ApiError{400, "bad_request", checks.error()};
+    const netcheck::Assessment assessment = netcheck::assess(*checks, contract);
+    ++netcheckGradesDone;
+    return {{"grade", netcheck::toString(assessment.grade)},
+            {"gradeTitle", netcheck::gradeTitle(assessment.grade)},
+            {"headline", assessment.headline},
+            {"remedies", assessment.remedies}};
+  }
+
+  void expireEchoes() {
+    std::vector<std::shared_ptr<EchoSession>> open;
+    {
+      const std::lock_guard lock(echoMutex);
+      for (const auto& [key, weak] : echoes) {
+        if (auto session = weak.lock()) open.push_back(std::move(session));
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& session : open)
+      session->expireIfDue(now);
   }
 
   web::Response clientError(const web::Request& request, const web::RequestContext& context) {
@@ -683,6 +952,13 @@ struct Platform::Impl {
 
   std::variant<std::shared_ptr<web::WsSession>, web::Response> upgrade(
       const web::Request& request, std::shared_ptr<web::WsConnection> connection) {
+    if (web::pathOf(request.target()) == kNetcheckEchoPath) {
+      checkOrigin(request);
+      return netcheckEcho(request, std::move(connection));
+    }
+    if (web::pathOf(request.target()) != "/ws") {
+      throw ApiError{404, "not_found", "There is nothing at this address."};
+    }
     checkOrigin(request);
     if (shuttingDown) throw ApiError{503, "shutting_down", "the server is restarting"};
     const std::string roomParam = web::queryParam(request.target(), "room").value_or("");
@@ -800,6 +1076,13 @@ struct Platform::Impl {
            guestsJoined.load());
     metric("parley_client_errors_total", "counter", "Client error reports accepted.",
            clientErrorReports.load());
+    metric("parley_netcheck_sessions_total", "counter",
+           "Network-check sessions handed out (POST /api/v1/netcheck).",
+           netcheckSessionsCreated.load());
+    metric("parley_netcheck_echo_sockets_total", "counter",
+           "Network-check WebSocket echoes opened.", netcheckEchoesOpened.load());
+    metric("parley_netcheck_grades_total", "counter", "Network-check reports graded.",
+           netcheckGradesDone.load());
     const std::lock_guard lock(metricsMutex);
     for (const auto& source : metricsSources)
       out += source();
@@ -814,6 +1097,7 @@ struct Platform::Impl {
       if (stopping) break;
       lock.unlock();
       hub.tick();
+      expireEchoes();
       if (std::chrono::steady_clock::now() >= nextCleanup) {
         nextCleanup += std::chrono::minutes(10);
         try {
@@ -858,7 +1142,10 @@ std::variant<std::shared_ptr<web::WsSession>, web::Response> Platform::upgrade(
   try {
     return impl_->upgrade(request, std::move(connection));
   } catch (const ApiError& error) {
-    return web::jsonError(error.status, error.code, error.message);
+    auto response = web::jsonError(error.status, error.code, error.message);
+    for (const auto& [name, value] : error.headers)
+      response.set(name, value);
+    return response;
   }
 }
 

@@ -22,12 +22,21 @@ constexpr int kPayloadVersion = 1;
 constexpr std::string_view kCsrfLabel{"csrf\0", 5};
 
 constexpr std::string_view kindName(TokenKind kind) {
-  return kind == TokenKind::Invitation ? "invitation" : "setup";
+  switch (kind) {
+    case TokenKind::Invitation:
+      return "invitation";
+    case TokenKind::Setup:
+      return "setup";
+    case TokenKind::Netcheck:
+      return "netcheck";
+  }
+  return "setup";
 }
 
 std::optional<TokenKind> kindFromName(std::string_view name) {
   if (name == "invitation") return TokenKind::Invitation;
   if (name == "setup") return TokenKind::Setup;
+  if (name == "netcheck") return TokenKind::Netcheck;
   return std::nullopt;
 }
 
@@ -74,7 +83,7 @@ tl::expected<TokenClaims, TokenError> parseClaims(std::span<const std::uint8_t> 
       if (!room->is_string()) return malformed;
       claims.roomId = room->get<std::string>();
     }
-    // An invitation admits to exactly one room; a set-up token to none.
+    // An invitation admits to exactly one room; set-up and netcheck tokens to none.
     if ((claims.kind == TokenKind::Invitation) == claims.roomId.empty()) return malformed;
     return claims;
   } catch (const Json::exception&) {
@@ -115,7 +124,7 @@ std::string TokenSigner::sign(const TokenClaims& claims) const {
   // Refuse what verify() would refuse, so every token signed here verifies until it expires.
   if (claims.id.empty()) throw std::invalid_argument("a token needs an id");
   if ((claims.kind == TokenKind::Invitation) == claims.roomId.empty()) {
-    throw std::invalid_argument("an invitation token needs a room id, a set-up token none");
+    throw std::invalid_argument("an invitation token needs a room id, other tokens none");
   }
   Json json = {{"v", kPayloadVersion},
                {"kind", kindName(claims.kind)},

@@ -171,6 +171,28 @@ constexpr UnsignedField<RoomsConfig> kRoomsFields[] = {
      "How long a dropped participant keeps their place before leaving.",
      &RoomsConfig::reconnectGraceSeconds},
 };
+constexpr UnsignedField<NetcheckConfig> kNetcheckFields[] = {
+    {"netcheck.sessions_per_minute",
+     {1, 600},
+     "Test sessions (POST /api/v1/netcheck) per client address and minute.",
+     &NetcheckConfig::sessionsPerMinute},
+    {"netcheck.ttl_seconds",
+     {30, 3600},
+     "Lifetime of a test session's ticket and TURN credential.",
+     &NetcheckConfig::ttlSeconds},
+    {"netcheck.max_kbps",
+     {100, 1'000'000},
+     "Highest rate the probe peer sends in a download test, in kbit/s.",
+     &NetcheckConfig::maxKbps},
+    {"netcheck.max_seconds",
+     {1, 30},
+     "Longest download test in seconds.",
+     &NetcheckConfig::maxSeconds},
+    {"netcheck.probe_port",
+     {0, 65535},
+     "UDP port of the probe peer on the relay address; 0 = an ephemeral port.",
+     &NetcheckConfig::probePort},
+};
 constexpr std::size_t kSecretMinChars = 16;
 constexpr std::string_view kUserKeys[] = {"name", "password"};
 
@@ -189,7 +211,8 @@ constexpr std::string_view kLevelList = "trace, debug, info, warn, error, off";
 // Every key the file may contain; tables are recursed into, other keys are leaves.
 const std::set<std::string, std::less<>>& knownTables() {
   static const std::set<std::string, std::less<>> tables{
-      "server", "log", "log.modules", "stun", "turn", "tls", "web", "auth", "rooms", "deployment"};
+      "server", "log",  "log.modules", "stun",       "turn",    "tls",
+      "web",    "auth", "rooms",       "deployment", "netcheck"};
   return tables;
 }
 
@@ -251,13 +274,15 @@ const std::set<std::string, std::less<>>& knownKeys() {
          {"web", "web.listen", "web.https_port", "web.http_port", "web.http_redirect",
           "web.public_url", "web.client_dir", "web.turn_over_https", "web.proxy_protocol_from",
           "auth", "rooms", "deployment", "deployment.domain", "deployment.organisation",
-          "deployment.contact", "deployment.nodes"})
+          "deployment.contact", "deployment.nodes", "netcheck", "netcheck.enabled"})
       all.insert(key);
     for (const auto& field : kWebFields)
       all.insert(std::string(field.key));
     for (const auto& field : kAuthFields)
       all.insert(std::string(field.key));
     for (const auto& field : kRoomsFields)
+      all.insert(std::string(field.key));
+    for (const auto& field : kNetcheckFields)
       all.insert(std::string(field.key));
     return all;
   }();
@@ -724,6 +749,20 @@ void validateDeployment(const Config& config, std::vector<Issue>& issues) {
   }
 }
 
+void validateNetcheck(const Config& config, std::vector<Issue>& issues) {
+  const NetcheckConfig& netcheck = config.netcheck;
+  checkFields(issues, netcheck, kNetcheckFields);
+  // The probe's download test runs through one TURN allocation: a rate above the allocation's
+  // limit would measure the limit, not the network.
+  const std::uint64_t allocationKbps = config.turn.bandwidthPerAllocationKbps;
+  if (allocationKbps != 0 && netcheck.maxKbps > allocationKbps) {
+    addIssue(issues, "netcheck.max_kbps",
+             fmt::format("must not exceed turn.bandwidth_per_allocation_kbps ({}), got {}",
+                         allocationKbps, netcheck.maxKbps),
+             "turn.bandwidth_per_allocation_kbps");
+  }
+}
+
 void validateInto(const Config& config, std::vector<Issue>& issues) {
   checkRange(issues, "server.threads", config.server.threads, kThreads);
   if (config.server.dataDir.empty()) {
@@ -807,6 +846,7 @@ void validateInto(const Config& config, std::vector<Issue>& issues) {
   validateTls(config, issues);
   validateWeb(config, issues);
   validateDeployment(config, issues);
+  validateNetcheck(config, issues);
 }
 
 // toml++ quotes the offending input, newline included; keep each error on one line.
@@ -939,6 +979,10 @@ class Loader {
     if (const auto* rooms = section("rooms")) readFields(*rooms, config.rooms, kRoomsFields);
     if (const auto* deployment = section("deployment"))
       readDeployment(*deployment, config.deployment);
+    if (const auto* netcheck = section("netcheck")) {
+      readBool(*netcheck, "netcheck.enabled", config.netcheck.enabled);
+      readFields(*netcheck, config.netcheck, kNetcheckFields);
+    }
 
     std::vector<Issue> issues;
     validateInto(config, issues);
@@ -1813,6 +1857,11 @@ std::string toToml(const Config& config) {
     }
     line("]");
   }
+  line("");
+  line("[netcheck]");
+  line("# The network check's server side: POST /api/v1/netcheck, its echo, grading, probe peer.");
+  line(fmt::format("enabled = {}", boolText(config.netcheck.enabled)));
+  printFields(config.netcheck, kNetcheckFields);
   return out;
 }
 

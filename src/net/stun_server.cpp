@@ -59,7 +59,7 @@ void StunServer::start() {
     impl_->shared->turnState =
         std::make_unique<turn::SharedState>(turn.maxAllocationsTotal, randomKey());
     impl_->shared->peerFilter =
-        std::make_unique<turn::PeerFilter>(turn.allowedPeers, turn.deniedPeers);
+        std::make_unique<turn::PeerFilter>(turn.allowedPeers, turn.deniedPeers, turn.exemptPeers);
   }
   for (unsigned i = 0; i < impl_->options.threads; ++i) {
     impl_->workers.push_back(std::make_unique<Worker>(*impl_->shared));

@@ -340,6 +340,15 @@ class Runner {
     result(id).details["notTried"] = true;
     end(id, Verdict::Fail, fmt::format("not tried: {}", because), cause.code);
   }
+  // A check whose own path was never tested because something it needs is missing (TURN
+  // credentials after the HTTPS check failed; STUN over UDP for the NAT tests): skipped, not
+  // failed, so a report never blames UDP for a proxy's 407. The cause stays in the details.
+  void skipBecause(std::string_view id, const Failure& cause, std::string_view because) {
+    begin(id);
+    result(id).details["notTried"] = true;
+    result(id).details["cause"] = cause.code;
+    end(id, Verdict::Skipped, fmt::format("not tried: {}", because));
+  }
   CheckResult& result(std::string_view id) { return slots_[indexOf(id)].result; }
   void report(const CheckResult& check, bool finished) {
     if (!progress_) return;
@@ -712,7 +721,7 @@ void Runner::checkStunUdpAndNat(const Endpoint& server) {
                     binding->rtt.count()));
   }
   if (!binding) {
-    notTried("nat_behaviour", binding.error(), "STUN over UDP failed");
+    skipBecause("nat_behaviour", binding.error(), "STUN over UDP failed");
     return;
   }
   if (!otherAddress) {
@@ -871,9 +880,9 @@ void Runner::checkMediaPath() {
     // docs/netcheck.md: warn RTT > 150 ms, jitter > 30 ms or loss > 1 %; fail RTT > 400 ms or
     // loss > 5 %.
     if (quality->rttMs > 400 || quality->lossPercent > 5) {
-      end("path_quality", Verdict::Fail, summary, quality->received == 0 ? "timeout" : "protocol");
+      end("path_quality", Verdict::Fail, summary, quality->received == 0 ? "timeout" : "poor_path");
     } else if (quality->rttMs > 150 || quality->jitterMs > 30 || quality->lossPercent > 1) {
-      end("path_quality", Verdict::Warn, summary, "protocol");
+      end("path_quality", Verdict::Warn, summary, "poor_path");
     } else {
       end("path_quality", Verdict::Pass, summary);
     }
@@ -905,9 +914,9 @@ void Runner::checkMediaPath() {
                     streams == 1 ? "" : "s", netcheck::kStreamKbps, measured->lossPercent);
     // docs/netcheck.md: warn below two streams, fail below one.
     if (streams < 1) {
-      end(id, Verdict::Fail, summary, "protocol");
+      end(id, Verdict::Fail, summary, "low_bandwidth");
     } else if (streams < 2) {
-      end(id, Verdict::Warn, summary, "protocol");
+      end(id, Verdict::Warn, summary, "low_bandwidth");
     } else {
       end(id, Verdict::Pass, summary);
     }
@@ -1016,7 +1025,7 @@ netcheck::Report Runner::run() {
     if (id == "turn_tls_443_proxy" && !options_.proxy) {
       skip(id, "no proxy");
     } else if (!session_) {
-      notTried(id, *httpsFailure_, "no TURN credentials (the HTTPS check failed)");
+      skipBecause(id, *httpsFailure_, "no TURN credentials (the HTTPS check failed)");
     } else if (!turnServer && id != "turn_tls_443_proxy") {
       notTried(id, *turnFailure, fmt::format("{} did not resolve", turnHost));
     } else {

@@ -50,9 +50,20 @@ bool anyContains(const std::vector<Cidr>& list, const IpAddress& address) {
 
 }  // namespace
 
-PeerFilter::PeerFilter(std::vector<Cidr> allowed, std::vector<Cidr> denied)
-    : allowed_(std::move(allowed)), denied_(builtinDenied()) {
+PeerFilter::PeerFilter(std::vector<Cidr> allowed, std::vector<Cidr> denied,
+                       std::vector<Endpoint> exempt)
+    : allowed_(std::move(allowed)), denied_(builtinDenied()), exempt_(std::move(exempt)) {
   denied_.insert(denied_.end(), denied.begin(), denied.end());
+}
+
+bool PeerFilter::allowsPermission(const IpAddress& peer) const {
+  return isAllowed(peer) || std::any_of(exempt_.begin(), exempt_.end(),
+                                        [&peer](const Endpoint& e) { return e.address == peer; });
+}
+
+bool PeerFilter::allowsEndpoint(const Endpoint& peer) const {
+  return isAllowed(peer.address) ||
+         std::find(exempt_.begin(), exempt_.end(), peer) != exempt_.end();
 }
 
 bool PeerFilter::isAllowed(const IpAddress& peer) const {

@@ -812,8 +812,9 @@ struct Server::Impl {
         failure = error::kPeerAddressFamilyMismatch;
         break;
       }
-      // "The server MAY impose restrictions on the IP address ... 403 (Forbidden)."
-      if (!filter.isAllowed(peer->address)) {
+      // "The server MAY impose restrictions on the IP address ... 403 (Forbidden)." An exempt
+      // endpoint's address may be permitted; ChannelBind and Send still check its port.
+      if (!filter.allowsPermission(peer->address)) {
         ++counters.forbiddenPeers;
         failure = error::kForbidden;
         break;
@@ -898,7 +899,7 @@ struct Server::Impl {
         return;
       }
     }
-    if (!filter.isAllowed(peer->address)) {
+    if (!filter.allowsEndpoint(*peer)) {
       ++counters.forbiddenPeers;
       sendError(client, request, error::kForbidden, &auth);
       return;
@@ -978,7 +979,7 @@ struct Server::Impl {
       return;
     }
     // "if a value is not allowed, the server silently discards the Send indication."
-    if (!filter.isAllowed(peer->address)) {
+    if (!filter.allowsEndpoint(*peer)) {
       ++counters.forbiddenPeers;
       return;
     }
@@ -1040,6 +1041,12 @@ struct Server::Impl {
     // silently discards the UDP datagram."
     if (!a.permitted(peer.address, now.steady)) {
       ++counters.droppedNoPermission;
+      return;
+    }
+    // A permission for an exempt endpoint's address admits that endpoint only: other ports of
+    // a denied address must not reach the client either.
+    if (filter.hasExemptions() && !filter.allowsEndpoint(peer)) {
+      ++counters.forbiddenPeers;
       return;
     }
     const Channel* channel = nullptr;

@@ -751,7 +751,8 @@ class HttpsSession final : public Tracked, public std::enable_shared_from_this<H
     const bool bodyRead = parser_->is_done();
     Request request = parser_->release();
     const std::optional<std::string> path = decodeRequestPath(pathOf(request.target()));
-    if (!path || *path != "/ws") {
+    // "/ws" is signaling; the network check's echo (docs/netcheck.md) is the only other.
+    if (!path || (*path != "/ws" && *path != "/api/v1/netcheck/echo")) {
       reply(jsonError(404, "not_found", "There is nothing at this address."), &request, true);
       return;
     }

@@ -74,6 +74,29 @@ TEST(TokenSigner, RoundTripsBothKinds) {
   EXPECT_EQ(signer.verify(signer.sign(unicode), TokenKind::Invitation, kNow).value(), unicode);
 }
 
+// Network-check tickets (docs/netcheck.md): kind "netcheck", the session id, no room.
+TEST(TokenSigner, NetcheckTicketsRoundTripAndAreTheirOwnKind) {
+  const TokenSigner signer({sequentialKey(0)});
+  TokenClaims ticket;
+  ticket.kind = TokenKind::Netcheck;
+  ticket.id = "5f0c2a9e8d7b6a41";
+  ticket.expiresAt = kNow + 300;
+  const std::string token = signer.sign(ticket);
+  const auto payload = base64UrlDecode(token.substr(0, token.find('.')));
+  ASSERT_TRUE(payload);
+  EXPECT_NE(std::string(payload->begin(), payload->end()).find("\"kind\":\"netcheck\""),
+            std::string::npos);
+  EXPECT_EQ(signer.verify(token, TokenKind::Netcheck, kNow).value(), ticket);
+  EXPECT_EQ(signer.verify(token, TokenKind::Setup, kNow).error(), TokenError::WrongKind);
+  EXPECT_EQ(signer.verify(token, TokenKind::Invitation, kNow).error(), TokenError::WrongKind);
+  EXPECT_EQ(signer.verify(signer.sign(invitation()), TokenKind::Netcheck, kNow).error(),
+            TokenError::WrongKind);
+  EXPECT_EQ(signer.verify(token, TokenKind::Netcheck, kNow + 300).error(), TokenError::Expired);
+  TokenClaims withRoom = ticket;
+  withRoom.roomId = "room-1";
+  EXPECT_THROW(signer.sign(withRoom), std::invalid_argument);
+}
+
 TEST(TokenSigner, IsValidUpToButExcludingTheExpiry) {
   const TokenSigner signer({sequentialKey(0)});
   const std::string token = signer.sign(invitation(1000));

@@ -159,10 +159,10 @@ TEST_F(ConfigTest, UnknownKeyInOtherSectionSuggestsTheRightOne) {
 TEST_F(ConfigTest, UnknownTableAndTopLevelKey) {
   const auto errors =
       fileErrors("verbose = true\n[video]\nrealm = \"x\"\n[log.modules]\nstnu = \"debug\"\n");
-  EXPECT_THAT(errors, ElementsAre(at(1, 1) + "unknown key 'verbose'",
-                                  at(2, 1) + "unknown table 'video'",
-                                  at(5, 1) + "unknown key 'log.modules.stnu' (did you mean "
-                                             "'log.modules.stun'?)"));
+  EXPECT_THAT(errors,
+              ElementsAre(at(1, 1) + "unknown key 'verbose'", at(2, 1) + "unknown table 'video'",
+                          at(5, 1) + "unknown key 'log.modules.stnu' (did you mean "
+                                     "'log.modules.stun'?)"));
 }
 
 TEST_F(ConfigTest, IntegerOutOfRange) {
@@ -526,7 +526,13 @@ TEST_F(ConfigTest, ToTomlPrintsEveryKeyWithAComment) {
                                              "deployment.domain",
                                              "deployment.organisation",
                                              "deployment.contact",
-                                             "deployment.nodes"};
+                                             "deployment.nodes",
+                                             "netcheck.enabled",
+                                             "netcheck.sessions_per_minute",
+                                             "netcheck.ttl_seconds",
+                                             "netcheck.max_kbps",
+                                             "netcheck.max_seconds",
+                                             "netcheck.probe_port"};
   for (const Config& config : {Config{}, configWithCredentials()}) {
     const std::string text = toToml(config);
     std::vector<std::string> keys;
@@ -551,9 +557,9 @@ TEST_F(ConfigTest, ToTomlPrintsEveryKeyWithAComment) {
 }
 
 TEST_F(ConfigTest, WebSectionsLoadAndValidate) {
-  const auto config = loadConfig(std::nullopt, {"web.https_port=8443", "web.listen=[\"::1\"]",
-                                                "auth.login_max_failures=3", "rooms.max_lobby=7",
-                                                "web.public_url=https://meet.example.com/"});
+  const auto config = loadConfig(
+      std::nullopt, {"web.https_port=8443", "web.listen=[\"::1\"]", "auth.login_max_failures=3",
+                     "rooms.max_lobby=7", "web.public_url=https://meet.example.com/"});
   ASSERT_TRUE(config) << config.error().toString();
   EXPECT_EQ(config->web.httpsPort, 8443);
   EXPECT_EQ(config->web.listen, std::vector<IpAddress>{*IpAddress::parse("::1")});
@@ -566,13 +572,63 @@ TEST_F(ConfigTest, WebSectionsLoadAndValidate) {
   testPort.web.httpsPort = 8443;
   EXPECT_EQ(testPort.publicUrl(), "https://localhost:8443");
 
-  const auto bad = loadConfig(std::nullopt, {"web.public_url=http://x", "rooms.max_participants=1",
-                                             "web.http_port=443"});
+  const auto bad = loadConfig(
+      std::nullopt, {"web.public_url=http://x", "rooms.max_participants=1", "web.http_port=443"});
   ASSERT_FALSE(bad);
   const std::string text = bad.error().toString();
   EXPECT_THAT(text, HasSubstr("web.public_url"));
   EXPECT_THAT(text, HasSubstr("rooms.max_participants"));
   EXPECT_THAT(text, HasSubstr("must differ from web.https_port"));
+}
+
+// ---- [netcheck] ----
+
+TEST_F(ConfigTest, NetcheckDefaultsAndKeys) {
+  const Config defaults;
+  EXPECT_TRUE(defaults.netcheck.enabled);
+  EXPECT_EQ(defaults.netcheck.sessionsPerMinute, 6u);
+  EXPECT_EQ(defaults.netcheck.ttlSeconds, 300u);
+  EXPECT_EQ(defaults.netcheck.maxKbps, 10'000u);
+  EXPECT_EQ(defaults.netcheck.maxSeconds, 4u);
+  EXPECT_EQ(defaults.netcheck.probePort, 0u);
+
+  const auto config = fileErrors("[netcheck]\nenabled = \"yes\"\n");
+  EXPECT_THAT(config, ElementsAre(HasSubstr("netcheck.enabled")));
+  const auto loaded =
+      loadConfig(std::nullopt, {"netcheck.enabled=false", "netcheck.sessions_per_minute=2",
+                                "netcheck.ttl_seconds=60", "netcheck.max_kbps=5000",
+                                "netcheck.max_seconds=2", "netcheck.probe_port=40000"});
+  ASSERT_TRUE(loaded) << loaded.error().toString();
+  EXPECT_FALSE(loaded->netcheck.enabled);
+  EXPECT_EQ(loaded->netcheck.sessionsPerMinute, 2u);
+  EXPECT_EQ(loaded->netcheck.ttlSeconds, 60u);
+  EXPECT_EQ(loaded->netcheck.maxKbps, 5000u);
+  EXPECT_EQ(loaded->netcheck.maxSeconds, 2u);
+  EXPECT_EQ(loaded->netcheck.probePort, 40000u);
+  // toToml prints it back.
+  const auto again = loadConfig(write(toToml(*loaded)), {});
+  ASSERT_TRUE(again) << again.error().toString();
+  EXPECT_EQ(again->netcheck, loaded->netcheck);
+}
+
+TEST_F(ConfigTest, NetcheckRangesAndTheAllocationLimit) {
+  const auto errors = overrideErrors({"netcheck.sessions_per_minute=0", "netcheck.ttl_seconds=5",
+                                      "netcheck.max_seconds=31", "netcheck.probe_port=70000"});
+  EXPECT_THAT(
+      errors,
+      ElementsAre(HasSubstr("netcheck.sessions_per_minute"), HasSubstr("netcheck.ttl_seconds"),
+                  HasSubstr("netcheck.max_seconds"), HasSubstr("netcheck.probe_port")));
+  // The probe's rate runs through one allocation: above its limit is a config error...
+  const auto over =
+      overrideErrors({"turn.bandwidth_per_allocation_kbps=8000", "netcheck.max_kbps=9000"});
+  ASSERT_EQ(over.size(), 1u);
+  EXPECT_THAT(over[0], HasSubstr("netcheck.max_kbps"));
+  EXPECT_THAT(over[0], HasSubstr("must not exceed turn.bandwidth_per_allocation_kbps (8000)"));
+  // ... equal is fine, and 0 (unlimited) allows any rate.
+  EXPECT_TRUE(loadConfig(std::nullopt,
+                         {"turn.bandwidth_per_allocation_kbps=8000", "netcheck.max_kbps=8000"}));
+  EXPECT_TRUE(loadConfig(std::nullopt,
+                         {"turn.bandwidth_per_allocation_kbps=0", "netcheck.max_kbps=1000000"}));
 }
 
 TEST_F(ConfigTest, ValidateReportsEveryProblemWithKeys) {

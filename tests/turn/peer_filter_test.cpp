@@ -107,5 +107,24 @@ TEST(PeerFilter, ConfiguredDeniesAddToTheBuiltinList) {
   EXPECT_TRUE(filter.isAllowed(ip("198.51.100.1")));
 }
 
+TEST(PeerFilter, ExemptEndpointsAllowThatPortOnly) {
+  const Endpoint probe{ip("10.0.0.5"), 43117};
+  const PeerFilter filter({}, {}, {probe});
+  EXPECT_FALSE(filter.isAllowed(probe.address));  // the range stays denied
+  EXPECT_TRUE(filter.hasExemptions());
+  EXPECT_TRUE(filter.allowsPermission(probe.address));
+  EXPECT_FALSE(filter.allowsPermission(ip("10.0.0.6")));
+  EXPECT_TRUE(filter.allowsEndpoint(probe));
+  EXPECT_FALSE(filter.allowsEndpoint({probe.address, 43118}));
+  EXPECT_FALSE(filter.allowsEndpoint({ip("10.0.0.6"), probe.port}));
+  EXPECT_TRUE(filter.allowsEndpoint({ip("8.8.8.8"), 1}));  // public: as before
+  EXPECT_TRUE(filter.allowsPermission(ip("8.8.8.8")));
+
+  const PeerFilter none;
+  EXPECT_FALSE(none.hasExemptions());
+  EXPECT_FALSE(none.allowsPermission(probe.address));
+  EXPECT_FALSE(none.allowsEndpoint(probe));
+}
+
 }  // namespace
 }  // namespace parley::turn

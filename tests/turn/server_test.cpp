@@ -994,6 +994,44 @@ TEST_F(TurnServerTest, CreatePermissionErrors) {
   EXPECT_EQ(malformed.code(), 400);
 }
 
+// The network check's probe peer (docs/netcheck.md): its exact address:port is relayable even
+// though its range is denied, and nothing else of that address is.
+TEST_F(TurnServerTest, AnExemptEndpointIsRelayableButNoOtherPortOfItsAddress) {
+  const Endpoint probe{ip("127.0.0.1"), 43117};
+  const Endpoint otherPort{probe.address, 43118};
+  filter = PeerFilter({}, {}, {probe});
+  ASSERT_EQ(allocate(alice).code(), 0);
+  // A permission names an address only: the probe's is allowed; another denied address is not.
+  EXPECT_EQ(createPermission(alice, {probe}).code(), 0);
+  EXPECT_EQ(createPermission(alice, {{ip("127.0.0.2"), probe.port}}).code(), 403);
+  EXPECT_EQ(createPermission(alice, {{ip("10.0.0.1"), probe.port}}).code(), 403);
+  // Send: to the probe goes out, to another port of its address is dropped.
+  EXPECT_FALSE(send(sendIndication(probe, {1, 2}), udp));
+  ASSERT_EQ(io.toPeer.size(), 1u);
+  EXPECT_EQ(io.toPeer[0].peer, probe);
+  const auto forbiddenBefore = server().counters().forbiddenPeers;
+  EXPECT_FALSE(send(sendIndication(otherPort, {3}), udp));
+  EXPECT_EQ(io.toPeer.size(), 1u);
+  EXPECT_EQ(server().counters().forbiddenPeers, forbiddenBefore + 1);
+  // ChannelBind: to the probe succeeds, to another port of its address is 403.
+  EXPECT_EQ(channelBind(alice, 0x4000, probe).code(), 0);
+  EXPECT_EQ(channelBind(alice, 0x4001, otherPort).code(), 403);
+  EXPECT_FALSE(send(channelData(0x4000, {7}), udp));
+  ASSERT_EQ(io.toPeer.size(), 2u);
+  EXPECT_EQ(io.toPeer[1].peer, probe);
+  // From the probe, data reaches the client; from another port of its address it does not.
+  const std::size_t toClientBefore = io.toClient.size();
+  peerSends(1, probe, {9, 9});
+  ASSERT_EQ(io.toClient.size(), toClientBefore + 1);
+  EXPECT_EQ(io.toClient.back().bytes, (std::vector<std::uint8_t>{0x40, 0x00, 0x00, 0x02, 9, 9}));
+  peerSends(1, otherPort, {8});
+  EXPECT_EQ(io.toClient.size(), toClientBefore + 1);
+  // Public peers are unaffected by the exemption.
+  EXPECT_EQ(createPermission(alice, {peer}).code(), 0);
+  EXPECT_FALSE(send(sendIndication(peer, {5}), udp));
+  EXPECT_EQ(io.toPeer.back().peer, peer);
+}
+
 TEST_F(TurnServerTest, ChannelBindErrors) {
   ASSERT_EQ(allocate(alice).code(), 0);
   EXPECT_EQ(channelBind(alice, 0x3FFF, peer).code(), 400);

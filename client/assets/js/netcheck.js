@@ -496,9 +496,9 @@ export async function checkBandwidth(session, url, relayProtocol, track) {
     };
     const rate = kbps >= 10_000 ? `${(kbps / 1000).toFixed(1)} Mbit/s` : `${kbps} kbit/s`;
     if (streams < 1) {
-      return fail(`${rate} through the relay: not enough for one video stream (${STREAM_KBPS} kbit/s)`, { failure: null, target, details });
+      return fail(`${rate} through the relay: not enough for one video stream (${STREAM_KBPS} kbit/s)`, { failure: 'low_bandwidth', target, details });
     }
-    if (streams < 2) return warn(`${rate} through the relay: enough for one video stream, not two`, { target, details });
+    if (streams < 2) return warn(`${rate} through the relay: enough for one video stream, not two`, { failure: 'low_bandwidth', target, details });
     return pass(`${rate} through the relay: enough for ${streams} video streams`, { target, details });
   } finally {
     closeBoth();

@@ -195,7 +195,9 @@ export const SCENARIOS = {
         grade: 'blocked',
         anyFailure: 'proxy_auth_required',
         failures: { wss_proxy: 'proxy_auth_required' },
-        verdicts: fail('wss_proxy', 'stun_udp', 'turn_udp', 'turn_tls_443'),
+        // Without a session there are no TURN credentials: the TURN checks are not tried
+        // (skipped, cause proxy_auth_required); STUN needs none and fails (UDP is blocked).
+        verdicts: { ...fail('wss_proxy', 'stun_udp'), turn_udp: 'skipped', turn_tls_443: 'skipped' },
         remedies: [/407|authenticat/i],
       }, {
         label: 'proxy-with-credentials',

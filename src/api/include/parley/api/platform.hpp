@@ -20,13 +20,36 @@ namespace parley::api {
 
 // Where browsers reach TURN; every URL kind whose port is 0 is left out.
 struct TurnEndpoints {
-  std::string host;                 // host name or address from the public URL
-  std::uint16_t udpPort = 0;        // turn:HOST:PORT?transport=udp and stun:HOST:PORT
-  std::uint16_t tcpPort = 0;        // turn:HOST:PORT?transport=tcp
-  std::uint16_t tlsPort = 0;        // turns:HOST:PORT?transport=tcp
-  std::uint16_t httpsPort = 0;      // turns:HOST:PORT?transport=tcp on the HTTPS port
-  std::vector<std::string> secrets; // TURN REST secrets; [0] signs the handed-out credentials
+  std::string host;                  // host name or address from the public URL
+  std::uint16_t udpPort = 0;         // turn:HOST:PORT?transport=udp and stun:HOST:PORT
+  std::uint16_t tcpPort = 0;         // turn:HOST:PORT?transport=tcp
+  std::uint16_t tlsPort = 0;         // turns:HOST:PORT?transport=tcp
+  std::uint16_t dtlsPort = 0;        // TURN over DTLS (no browser URL; the network check tries it)
+  std::uint16_t httpsPort = 0;       // turns:HOST:PORT?transport=tcp on the HTTPS port
+  std::vector<std::string> secrets;  // TURN REST secrets; [0] signs the handed-out credentials
   std::chrono::seconds credentialTtl{43'200};
+  std::string realm = "parley";
+};
+
+// The network check's server side (docs/netcheck.md "The server side").
+struct NetcheckOptions {
+  bool enabled = true;             // false: every /api/v1/netcheck path answers 404
+  unsigned sessionsPerMinute = 6;  // POST /api/v1/netcheck per client address (IPv6 per /64)
+  std::chrono::seconds ttl{300};   // the ticket and the TURN credential of a session
+  // The probe peer as the TURN relay reaches it, "ADDRESS:PORT"; "" = none (probe.peer null).
+  std::string probePeer;
+  unsigned maxKbps = 10'000;
+  unsigned maxSeconds = 4;
+  unsigned maxEchoPackets = 200;
+  unsigned echoMaxMessages = 32;             // the WebSocket echo closes after these
+  std::chrono::seconds echoMaxDuration{30};  // ... or after this long
+  std::size_t echoMaxMessageBytes = 1024;    // longer messages close the echo with 1009
+  std::size_t maxEchoSockets = 256;          // open echo sockets at once, all tickets
+  std::size_t maxEchoSocketsPerTicket = 4;
+  std::size_t maxGradeBodyBytes = 256 * 1024;  // POST /api/v1/netcheck/grade
+  // SHA-256 (lowercase hex) of the DER of every certificate the server presents on HTTPS and
+  // TURN-TLS; called per session, so a SIGHUP reload shows at once. Unset: an empty list.
+  std::function<std::vector<std::string>()> certificateSha256;
 };
 
 // The deployment's network contract (docs/requirements.md), rendered once by app/ at start-up
@@ -50,7 +73,9 @@ struct PlatformOptions {
   rooms::Limits rooms;
   unsigned clientErrorsPerMinute = 10;
   std::chrono::seconds helloTimeout{10};  // token-authenticated sockets must say hello by then
+  // Its JSON is also the contract the network check's grade names ports and addresses from.
   NetworkRequirementsPages networkRequirements;
+  NetcheckOptions netcheck;
 };
 
 // One line per metric family, appended to /metrics (the TURN counters come from app/).

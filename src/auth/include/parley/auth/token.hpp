@@ -1,5 +1,5 @@
-// Signed tokens for invitation links and the first-advisor set-up link, and keyed derivations
-// for CSRF tokens. A token is
+// Signed tokens for invitation links, the first-advisor set-up link and network-check tickets,
+// and keyed derivations for CSRF tokens. A token is
 //   base64url(payload) "." base64url(HMAC-SHA256(key, payload))
 // where the payload is compact JSON of the claims, e.g.
 //   {"exp":1700000000,"jti":"…","kind":"invitation","once":true,"room":"…","v":1}
@@ -17,12 +17,13 @@
 
 namespace parley::auth {
 
-enum class TokenKind { Invitation, Setup };
+// Netcheck: a network-check session's ticket (docs/netcheck.md); its id is the session id.
+enum class TokenKind { Invitation, Setup, Netcheck };
 
 struct TokenClaims {
   TokenKind kind = TokenKind::Invitation;
   std::string id;              // jti: the invitation id, or the set-up nonce
-  std::string roomId;          // the room an invitation admits to; empty for Setup
+  std::string roomId;          // the room an invitation admits to; empty for other kinds
   std::int64_t expiresAt = 0;  // Unix seconds; the token is valid while now < expiresAt
   bool singleUse = false;
 

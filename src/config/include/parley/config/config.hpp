@@ -158,8 +158,8 @@ struct WebConfig {
   unsigned wsMaxMessageBytes = 64 * 1024;
   unsigned wsMaxQueuedBytes = 1024 * 1024;
   unsigned wsPingIntervalSeconds = 20;
-  unsigned shutdownGraceSeconds = 10;      // SIGTERM: how long calls may finish
-  unsigned clientErrorsPerMinute = 10;     // client error reports per IP
+  unsigned shutdownGraceSeconds = 10;   // SIGTERM: how long calls may finish
+  unsigned clientErrorsPerMinute = 10;  // client error reports per IP
 
   friend bool operator==(const WebConfig&, const WebConfig&) = default;
 };
@@ -172,9 +172,9 @@ struct AuthConfig {
   unsigned setupTtlSeconds = 86'400;        // the first-advisor set-up link
   unsigned loginMaxFailures = 5;            // per account and per IP inside the window
   unsigned loginWindowSeconds = 300;
-  unsigned loginLockoutSeconds = 60;        // doubles per further lockout, capped at 1 h
-  unsigned passwordMemoryKib = 65'536;      // Argon2id memory cost
-  unsigned passwordIterations = 2;          // Argon2id time cost
+  unsigned loginLockoutSeconds = 60;    // doubles per further lockout, capped at 1 h
+  unsigned passwordMemoryKib = 65'536;  // Argon2id memory cost
+  unsigned passwordIterations = 2;      // Argon2id time cost
 
   friend bool operator==(const AuthConfig&, const AuthConfig&) = default;
 };
@@ -187,6 +187,20 @@ struct RoomsConfig {
   unsigned reconnectGraceSeconds = 30;
 
   friend bool operator==(const RoomsConfig&, const RoomsConfig&) = default;
+};
+
+// [netcheck]: the server side of the network check (docs/netcheck.md): test sessions, the
+// WebSocket echo, grading and the UDP probe peer behind the TURN relay.
+struct NetcheckConfig {
+  bool enabled = true;
+  unsigned sessionsPerMinute = 6;  // POST /api/v1/netcheck per client address (IPv6 per /64)
+  unsigned ttlSeconds = 300;       // a session's ticket and TURN credential
+  // The probe's send rate per down test; at most turn.bandwidth_per_allocation_kbps.
+  unsigned maxKbps = 10'000;
+  unsigned maxSeconds = 4;  // longest down test
+  unsigned probePort = 0;   // UDP port of the probe peer; 0 = an ephemeral port
+
+  friend bool operator==(const NetcheckConfig&, const NetcheckConfig&) = default;
 };
 
 // One node of the deployment as the network contract names it (docs/requirements.md).
@@ -228,6 +242,7 @@ struct Config {
   AuthConfig auth;
   RoomsConfig rooms;
   DeploymentConfig deployment;
+  NetcheckConfig netcheck;
 
   // web.public_url, or https://localhost[:https_port] when it is empty; no trailing slash.
   std::string publicUrl() const;
@@ -248,9 +263,8 @@ struct Config {
 };
 
 // The module names [log.modules] accepts.
-inline constexpr std::string_view kLogModules[] = {"app",   "config", "net",   "stun", "tls",
-                                                  "turn",  "web",    "api",   "store", "rooms",
-                                                  "auth"};
+inline constexpr std::string_view kLogModules[] = {"app", "config", "net",   "stun",  "tls", "turn",
+                                                   "web", "api",    "store", "rooms", "auth"};
 
 // What toToml() prints instead of a TURN password or secret. loadConfig() rejects it, so a
 // printed config is never silently used with a placeholder credential.

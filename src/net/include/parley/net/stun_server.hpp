@@ -26,6 +26,9 @@ struct TurnRelayOptions {
   turn::Options protocol;                // realm, credentials, lifetimes, quotas per allocation
   std::vector<turn::Cidr> allowedPeers;  // override the built-in deny list (tests: loopback)
   std::vector<turn::Cidr> deniedPeers;
+  // Exactly these address:port peers are relayable whatever the lists say, and nothing else of
+  // their ranges (the network check's probe peer, docs/netcheck.md).
+  std::vector<Endpoint> exemptPeers;
   // Addresses relay sockets bind to, per family; none for a family means 440 for it.
   std::optional<IpAddress> relayAddressV4;
   std::optional<IpAddress> relayAddressV6;

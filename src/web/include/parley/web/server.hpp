@@ -93,11 +93,11 @@ class WsSession {
 class WsAcceptor {
  public:
   virtual ~WsAcceptor() = default;
-  // For a WebSocket upgrade request on path "/ws" (others get 404). Return a session to
-  // accept (the engine completes the handshake and then delivers messages), or a Response to
-  // refuse (e.g. 401/403 JSON; the connection closes after it). Called on the connection's
-  // strand; frames sent on `connection` before the handshake completes wait in its queue.
-  // An exception becomes 500 like in HttpHandler.
+  // For a WebSocket upgrade request on path "/ws" or "/api/v1/netcheck/echo" (others get
+  // 404). Return a session to accept (the engine completes the handshake and then delivers
+  // messages), or a Response to refuse (e.g. 401/403 JSON; the connection closes after it).
+  // Called on the connection's strand; frames sent on `connection` before the handshake
+  // completes wait in its queue. An exception becomes 500 like in HttpHandler.
   virtual std::variant<std::shared_ptr<WsSession>, Response> upgrade(
       const Request& request, const RequestContext& context,
       std::shared_ptr<WsConnection> connection) = 0;
