@@ -66,6 +66,15 @@ bool PeerFilter::allowsEndpoint(const Endpoint& peer) const {
          std::find(exempt_.begin(), exempt_.end(), peer) != exempt_.end();
 }
 
+bool PeerFilter::admitsInbound(const Endpoint& peer) const {
+  bool exemptAddress = false;
+  for (const Endpoint& exempt : exempt_) {
+    if (exempt == peer) return true;
+    exemptAddress = exemptAddress || exempt.address == peer.address;
+  }
+  return !exemptAddress || isAllowed(peer.address);
+}
+
 bool PeerFilter::isAllowed(const IpAddress& peer) const {
   const auto embedded = embeddedV4(peer);
   if (anyContains(allowed_, peer) || (embedded && anyContains(allowed_, *embedded))) return true;

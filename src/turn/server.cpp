@@ -1045,7 +1045,7 @@ struct Server::Impl {
     }
     // A permission for an exempt endpoint's address admits that endpoint only: other ports of
     // a denied address must not reach the client either.
-    if (filter.hasExemptions() && !filter.allowsEndpoint(peer)) {
+    if (!filter.admitsInbound(peer)) {
       ++counters.forbiddenPeers;
       return;
     }

@@ -111,7 +111,6 @@ TEST(PeerFilter, ExemptEndpointsAllowThatPortOnly) {
   const Endpoint probe{ip("10.0.0.5"), 43117};
   const PeerFilter filter({}, {}, {probe});
   EXPECT_FALSE(filter.isAllowed(probe.address));  // the range stays denied
-  EXPECT_TRUE(filter.hasExemptions());
   EXPECT_TRUE(filter.allowsPermission(probe.address));
   EXPECT_FALSE(filter.allowsPermission(ip("10.0.0.6")));
   EXPECT_TRUE(filter.allowsEndpoint(probe));
@@ -119,9 +118,13 @@ TEST(PeerFilter, ExemptEndpointsAllowThatPortOnly) {
   EXPECT_FALSE(filter.allowsEndpoint({ip("10.0.0.6"), probe.port}));
   EXPECT_TRUE(filter.allowsEndpoint({ip("8.8.8.8"), 1}));  // public: as before
   EXPECT_TRUE(filter.allowsPermission(ip("8.8.8.8")));
+  EXPECT_TRUE(filter.admitsInbound(probe));
+  EXPECT_FALSE(filter.admitsInbound({probe.address, 43118}));
+  EXPECT_TRUE(filter.admitsInbound({ip("8.8.8.8"), 1}));
+  EXPECT_TRUE(filter.admitsInbound({ip("10.0.0.6"), 1}));  // its permission was checked already
 
   const PeerFilter none;
-  EXPECT_FALSE(none.hasExemptions());
+  EXPECT_TRUE(none.admitsInbound(probe));  // without exemptions a permission decides alone
   EXPECT_FALSE(none.allowsPermission(probe.address));
   EXPECT_FALSE(none.allowsEndpoint(probe));
 }

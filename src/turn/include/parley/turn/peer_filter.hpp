@@ -31,7 +31,10 @@ class PeerFilter {
   bool allowsPermission(const IpAddress& peer) const;
   // For ChannelBind and Send, which name a port too: allowed, or exactly an exempt endpoint.
   bool allowsEndpoint(const Endpoint& peer) const;
-  bool hasExemptions() const { return !exempt_.empty(); }
+  // For data arriving from a peer that already has a permission: false only for another port
+  // of an exempt endpoint's address that is not allowed itself. Cheap when the address is no
+  // exempt one (the usual case: one comparison per exempt endpoint), since it runs per packet.
+  bool admitsInbound(const Endpoint& peer) const;
 
  private:
   std::vector<Cidr> allowed_;
