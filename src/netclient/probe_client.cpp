@@ -225,10 +225,12 @@ Result<PathQuality> measurePath(TurnAllocation& allocation, const ProbeSession& 
   return quality;
 }
 
-Result<Bandwidth> measureUp(TurnAllocation& allocation, const ProbeSession& probe,
-                            unsigned offeredKbps, std::chrono::milliseconds duration,
-                            Deadline deadline) {
-  ProbeChannel channel(allocation, probe);
+namespace {
+
+// HELLO, then the offer clamped to what the probe grants: rate and duration, or why nothing
+// is left to measure.
+Result<void> helloAndClamp(ProbeChannel& channel, unsigned& offeredKbps,
+                           std::chrono::milliseconds& duration, Deadline deadline) {
   auto limits = channel.hello(deadline);
   if (!limits) return tl::unexpected(limits.error());
   if (limits->maxKbps > 0) offeredKbps = std::min(offeredKbps, limits->maxKbps);
@@ -236,7 +238,18 @@ Result<Bandwidth> measureUp(TurnAllocation& allocation, const ProbeSession& prob
     duration =
         std::min<std::chrono::milliseconds>(duration, std::chrono::seconds(limits->maxSeconds));
   if (offeredKbps == 0 || duration <= 0ms)
-    return tl::unexpected(Failure{"protocol", "nothing to send: no rate or no time"});
+    return tl::unexpected(Failure{"protocol", "nothing to measure: no rate or no time"});
+  return {};
+}
+
+}  // namespace
+
+Result<Bandwidth> measureUp(TurnAllocation& allocation, const ProbeSession& probe,
+                            unsigned offeredKbps, std::chrono::milliseconds duration,
+                            Deadline deadline) {
+  ProbeChannel channel(allocation, probe);
+  if (auto clamped = helloAndClamp(channel, offeredKbps, duration, deadline); !clamped)
+    return tl::unexpected(clamped.error());
 
   // Even pacing by a steady clock: datagram i leaves at start + i * gap. On streams a blocked
   // write simply makes the next datagrams late, which slows the pace to what the path takes.
@@ -295,14 +308,8 @@ Result<Bandwidth> measureDown(TurnAllocation& allocation, const ProbeSession& pr
                               unsigned offeredKbps, std::chrono::milliseconds duration,
                               Deadline deadline) {
   ProbeChannel channel(allocation, probe);
-  auto limits = channel.hello(deadline);
-  if (!limits) return tl::unexpected(limits.error());
-  if (limits->maxKbps > 0) offeredKbps = std::min(offeredKbps, limits->maxKbps);
-  if (limits->maxSeconds > 0)
-    duration =
-        std::min<std::chrono::milliseconds>(duration, std::chrono::seconds(limits->maxSeconds));
-  if (offeredKbps == 0 || duration <= 0ms)
-    return tl::unexpected(Failure{"protocol", "nothing to ask for: no rate or no time"});
+  if (auto clamped = helloAndClamp(channel, offeredKbps, duration, deadline); !clamped)
+    return tl::unexpected(clamped.error());
 
   // Room to tell duplicates apart: the datagrams the probe can send in the time, and some.
   const auto expected = static_cast<std::size_t>(
