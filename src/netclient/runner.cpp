@@ -911,11 +911,11 @@ void Runner::checkMediaPath() {
     // Nearly all of what was offered arrived: the path may carry more than the test offers.
     const bool atCeiling = measured->kbps >= 0.95 * measured->offeredKbps;
     check.details["atCeiling"] = atCeiling;
-    const std::string summary = fmt::format(
-        "{:.0f} kbit/s {} (offered {:.0f}): {}{} stream{} of {} kbit/s, loss {:.1f} %",
-        measured->kbps, up ? "sent" : "received", measured->offeredKbps,
-        atCeiling ? "at least " : "", streams, streams == 1 ? "" : "s", netcheck::kStreamKbps,
-        measured->lossPercent);
+    const std::string summary =
+        fmt::format("{:.0f} kbit/s {} (offered {:.0f}): {}{} stream{} of {} kbit/s, loss {:.1f} %",
+                    measured->kbps, up ? "sent" : "received", measured->offeredKbps,
+                    atCeiling ? "at least " : "", streams, streams == 1 ? "" : "s",
+                    netcheck::kStreamKbps, measured->lossPercent);
     // docs/netcheck.md: warn below two streams, fail below one.
     if (streams < 1) {
       end(id, Verdict::Fail, summary, "low_bandwidth");

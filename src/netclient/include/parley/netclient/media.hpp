@@ -16,7 +16,7 @@
 namespace parley::netclient {
 
 struct BindingOutcome {
-  Endpoint mapped;                     // XOR-MAPPED-ADDRESS
+  Endpoint mapped;                       // XOR-MAPPED-ADDRESS
   std::optional<Endpoint> otherAddress;  // RFC 5780 OTHER-ADDRESS, when the server has one
   std::chrono::milliseconds rtt{0};
 };
@@ -68,8 +68,8 @@ struct ProbeSession {
 };
 
 struct PathQuality {
-  double rttMs = 0;      // median
-  double jitterMs = 0;   // RFC 3550 interarrival jitter over the replies
+  double rttMs = 0;     // median
+  double jitterMs = 0;  // RFC 3550 interarrival jitter over the replies
   double lossPercent = 0;
   unsigned sent = 0;
   unsigned received = 0;

@@ -54,8 +54,8 @@ struct TlsFacts {
   std::string leafSha256;  // lowercase hex of SHA-256 over the leaf certificate's DER
   std::string issuer;      // one line, e.g. "CN=mitmproxy, O=mitmproxy"
   std::string subject;
-  std::string protocol;    // "TLSv1.3"
-  std::string alpn;        // "" when none was agreed
+  std::string protocol;  // "TLSv1.3"
+  std::string alpn;      // "" when none was agreed
 };
 
 Result<std::unique_ptr<Stream>> connectTcp(const Endpoint& server, Deadline deadline);
